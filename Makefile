@@ -1,0 +1,31 @@
+# The two commands of the README:  `make course`  and  `make test`.
+# TORCH picks the PyTorch build: the default lets pip choose (CUDA where it can);
+# CI and CPU-only machines use e.g. `make test TORCH=torch==2.13.0`.
+PYTHON ?= python3
+VENV   ?= .venv
+TORCH  ?= torch
+BIN     = $(VENV)/bin
+
+.PHONY: setup course test benchmark clean
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: $(BIN)/activate pyproject.toml
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install "$(TORCH)"
+	$(BIN)/pip install -e ".[dev]"
+	touch $@
+
+setup: $(VENV)/.installed   ## create .venv with torch, course_utils and the dev tools
+
+course: setup               ## open the course in JupyterLab (works offline on the embedded data)
+	$(BIN)/jupyter lab notebooks/
+
+test: setup                 ## the whole test suite, notebooks included, in quick mode
+	COURSE_QUICK=$${COURSE_QUICK-1} $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+benchmark: setup            ## speed figures (not tests)
+	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,162 @@
+"""Turn images of any mode, size and source into one tensor, once, and cache it.
+
+Used by the data loaders (section "Data" of both notebooks) and by the training script. The
+original course decoded and resized every full-size JPEG on every training step; here each
+image is decoded once (JPEGs at reduced scale), stored as a tensor and cached on disk.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
+CACHE_VERSION = 1
+
+
+def cache_dir() -> Path:
+    """Where preprocessed tensors are cached: ``$COURSE_CACHE`` or ``~/.cache/diffusion-course``."""
+    root = os.environ.get("COURSE_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache")), "diffusion-course")
+    return Path(root)
+
+
+def to_mode(img: Image.Image, channels: int) -> Image.Image:
+    """Convert any PIL mode (L, RGB, RGBA, P, CMYK, I;16, ...) to RGB or L.
+
+    Transparent pixels are laid on white, as a photo of a specimen on paper would be.
+    """
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA"):
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, img.convert("RGBA"))
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        array = np.asarray(img, dtype=np.float64)
+        span = max(array.max() - array.min(), 1e-12)
+        img = Image.fromarray(((array - array.min()) / span * 255).astype(np.uint8), "L")
+    return img.convert("RGB" if channels == 3 else "L")
+
+
+def resize_image(img: Image.Image, size: int, crop: str = "squash") -> Image.Image:
+    """Resize to ``size`` x ``size``: ``"squash"`` (the unit's ``Resize((size, size))``) or
+    ``"center"`` (shorter side to ``size``, then a centre crop, keeping proportions)."""
+    if crop == "center":
+        return ImageOps.fit(img, (size, size), Image.Resampling.BICUBIC)
+    if crop == "squash":
+        return img.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=2.0)
+    raise ValueError(f"crop must be 'squash' or 'center', not {crop!r}")
+
+
+def image_to_array(img: Image.Image, size: int, channels: int = 3, crop: str = "squash") -> np.ndarray:
+    """One PIL image to a uint8 array of shape (channels, size, size)."""
+    if img.format == "JPEG":
+        img.draft("RGB" if channels == 3 else "L", (size, size))  # decode at 1/2..1/8 scale: much faster
+    img = resize_image(to_mode(img, channels), size, crop)
+    array = np.asarray(img, dtype=np.uint8)
+    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+
+
+def to_range(images_uint8: torch.Tensor, value_range: tuple[float, float] = (-1.0, 1.0)) -> torch.Tensor:
+    """uint8 images to float32 in ``value_range`` ([-1, 1] for diffusers models, [0, 1] for BasicUNet)."""
+    low, high = value_range
+    return images_uint8.float().div_(255).mul_(high - low).add_(low)
+
+
+def stack_images(images: Iterable, size: int, channels: int = 3, crop: str = "squash",
+                 workers: int | None = None) -> torch.Tensor:
+    """Preprocess PIL images (or callables that open one) in parallel to a uint8 (N, C, H, W) tensor.
+
+    PIL releases the GIL while decoding and resizing, so threads use every core.
+    """
+    def one(item):
+        img = item() if callable(item) else item
+        return image_to_array(img, size, channels, crop)
+
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2) as pool:
+        arrays = list(pool.map(one, images))
+    if not arrays:
+        return torch.empty(0, channels, size, size, dtype=torch.uint8)
+    return torch.from_numpy(np.stack(arrays))
+
+
+def list_image_files(folder: str | os.PathLike) -> list[Path]:
+    """Image files under ``folder`` (recursively, sorted), chosen by extension."""
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"Image folder {str(folder)!r} does not exist: check the path you passed.")
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+
+def load_folder(folder: str | os.PathLike, size: int, channels: int = 3, crop: str = "squash",
+                limit: int | None = None) -> tuple[torch.Tensor, list[Path]]:
+    """Read every readable image of a user's folder as a uint8 tensor.
+
+    A corrupt or unreadable file is reported by name and skipped, so one bad download never
+    stops an epoch half-way. A folder without a single readable image is an error.
+    """
+    files = list_image_files(folder)[:limit]
+
+    def read(path: Path):
+        try:
+            with Image.open(path) as img:
+                img.load()
+                return image_to_array(img, size, channels, crop)
+        except Exception as error:  # PIL raises many types for broken files
+            return f"{path} ({type(error).__name__}: {error})"
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        results = list(pool.map(read, files))
+    good = [(r, p) for r, p in zip(results, files) if not isinstance(r, str)]
+    bad = [r for r in results if isinstance(r, str)]
+    if bad:
+        warnings.warn(f"Skipped {len(bad)} unreadable image file(s): " + "; ".join(bad), stacklevel=2)
+    if not good:
+        raise ValueError(f"No readable images in {str(folder)!r}: put .jpg or .png files there "
+                         f"(found {len(files)} image file(s), all unreadable)." if files else
+                         f"No images in {str(folder)!r}: put .jpg or .png files there (searched "
+                         f"sub-folders too; extensions {', '.join(sorted(IMAGE_EXTENSIONS))}).")
+    return torch.from_numpy(np.stack([r for r, _ in good])), [p for _, p in good]
+
+
+def folder_fingerprint(files: Sequence[Path]) -> str:
+    """Changes when a file is added, removed or modified: part of a folder's cache key."""
+    digest = hashlib.sha1()
+    for path in files:
+        stat = path.stat()
+        digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def cached(key: dict, build: Callable[[], dict]) -> tuple[dict, bool]:
+    """Load the tensors stored under ``key`` or build and store them. Returns (tensors, was_cached).
+
+    The file is written to a temporary name and renamed, so an interrupted run never leaves a
+    half-written cache behind; a cache that cannot be read is rebuilt.
+    """
+    name = hashlib.sha1(json.dumps({**key, "v": CACHE_VERSION}, sort_keys=True).encode()).hexdigest()[:20]
+    path = cache_dir() / f"{name}.pt"
+    if path.exists():
+        try:
+            return torch.load(path, weights_only=True), True
+        except Exception:
+            pass  # corrupt or from an older torch: rebuild below
+    tensors = build()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        torch.save(tensors, tmp)
+        os.replace(tmp, path)
+    except OSError as error:  # a read-only home must not stop the lesson
+        warnings.warn(f"Could not cache preprocessed images in {path.parent} ({error}); set COURSE_CACHE "
+                      "to a writable folder to skip preprocessing next time.", stacklevel=2)
+    return tensors, False

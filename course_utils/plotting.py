@@ -1,0 +1,125 @@
+"""Pictures for both notebooks: image grids, the noise-schedule plot and the loss plot.
+
+No torchvision: a grid is a reshape, and PIL does the rest.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def to_unit_range(x: torch.Tensor, value_range: tuple[float, float] | None = None) -> torch.Tensor:
+    """Map images to [0, 1]. ``value_range`` None guesses: anything below 0 means [-1, 1]."""
+    x = x.detach().float().cpu()
+    if value_range is None:
+        value_range = (-1.0, 1.0) if x.min() < 0 else (0.0, 1.0)
+    low, high = value_range
+    return ((x - low) / (high - low)).clamp(0, 1)
+
+
+def make_grid(x: torch.Tensor, nrow: int = 8, padding: int = 2, pad_value: float = 1.0) -> torch.Tensor:
+    """Tile a (N, C, H, W) batch into one (C, H', W') image, ``nrow`` images per row."""
+    if x.ndim == 3:
+        x = x.unsqueeze(1)
+    n, c, h, w = x.shape
+    ncol = min(nrow, n)
+    nrows = math.ceil(n / ncol)
+    grid = torch.full((c, nrows * (h + padding) + padding, ncol * (w + padding) + padding), pad_value, dtype=x.dtype)
+    for i in range(n):
+        r, k = divmod(i, ncol)
+        top, left = padding + r * (h + padding), padding + k * (w + padding)
+        grid[:, top:top + h, left:left + w] = x[i]
+    return grid
+
+
+def tensor_to_pil(x: torch.Tensor) -> Image.Image:
+    """A (C, H, W) image in [0, 1] to a PIL image (L for one channel, RGB for three)."""
+    array = (x.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    return Image.fromarray(array[0], "L") if array.shape[0] == 1 else Image.fromarray(array.transpose(1, 2, 0), "RGB")
+
+
+def show_images(x: torch.Tensor, nrow: int = 8, value_range: tuple[float, float] | None = None,
+                scale: int = 1) -> Image.Image:
+    """A batch of images (in [-1, 1] or [0, 1]) as one PIL grid image, ``scale`` times enlarged.
+
+    Used wherever a notebook shows a batch: data, noisy images, samples (both notebooks).
+    """
+    grid = tensor_to_pil(make_grid(to_unit_range(x, value_range), nrow=nrow))
+    if scale != 1:
+        grid = grid.resize((grid.width * scale, grid.height * scale), Image.Resampling.NEAREST)
+    return grid
+
+
+def image_grid(images: Sequence[Image.Image], rows: int | None = None, cols: int | None = None,
+               size: int | None = None) -> Image.Image:
+    """Paste PIL images (a pipeline's output) into a ``rows`` x ``cols`` grid, each ``size`` px.
+
+    Used in "Introduction to Diffusers" (sneak peek and generating).
+    """
+    if not images:
+        raise ValueError("image_grid needs at least one image")
+    if cols is None:
+        cols = math.ceil(len(images) / rows) if rows else min(len(images), 8)
+    rows = rows or math.ceil(len(images) / cols)
+    w, h = (size, size) if size else images[0].size
+    grid = Image.new("RGB", (cols * w, rows * h), "white")
+    for i, img in enumerate(images[: rows * cols]):
+        grid.paste(img.convert("RGB").resize((w, h)), ((i % cols) * w, (i // cols) * h))
+    return grid
+
+
+def schedule_curves(alphas_cumprod: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """sqrt(alpha_bar_t) and sqrt(1 - alpha_bar_t): how much signal and noise x_t holds (DDPM eq. 4)."""
+    a = alphas_cumprod.detach().double().cpu().numpy()
+    return np.sqrt(a), np.sqrt(1 - a)
+
+
+def plot_schedule(scheduler_or_alphas_cumprod, ax=None, title: str | None = None, marker_t: int | None = None):
+    """Plot sqrt(alpha_bar_t) (signal) and sqrt(1 - alpha_bar_t) (noise) against t; returns the axes.
+
+    Takes a diffusers scheduler or its ``alphas_cumprod``. Used in "Introduction to Diffusers"
+    (section "The scheduler"), the DDPM part of "Diffusion Models from Scratch" and the widgets.
+    """
+    import matplotlib.pyplot as plt
+
+    alphas = getattr(scheduler_or_alphas_cumprod, "alphas_cumprod", scheduler_or_alphas_cumprod)
+    signal, noise = schedule_curves(alphas)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(signal, label=r"$\sqrt{\bar{\alpha}_t}$ (signal)")
+    ax.plot(noise, label=r"$\sqrt{1-\bar{\alpha}_t}$ (noise)")
+    if marker_t is not None:
+        ax.axvline(marker_t, color="k", linestyle=":", linewidth=1)
+    ax.set_xlabel("timestep t")
+    ax.set_ylim(0, 1.02)
+    ax.legend(loc="center right")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_losses(losses: Sequence[float], smooth: int = 0, title: str = "Training loss"):
+    """The loss curve twice: linear scale (left) and log scale (right); returns the figure.
+
+    ``smooth`` > 1 overlays a running mean over that many steps. Used after the training loops
+    of both notebooks.
+    """
+    import matplotlib.pyplot as plt
+
+    losses = np.asarray(list(losses), dtype=float)
+    fig, axs = plt.subplots(1, 2, figsize=(11, 3.5))
+    for ax, scale in zip(axs, ("linear", "log")):
+        ax.plot(losses, alpha=0.4 if smooth > 1 else 1.0, label="per step")
+        if smooth > 1 and len(losses) >= smooth:
+            running = np.convolve(losses, np.ones(smooth) / smooth, mode="valid")
+            ax.plot(np.arange(smooth - 1, len(losses)), running, label=f"mean of {smooth}")
+            ax.legend()
+        ax.set_yscale(scale)
+        ax.set_xlabel("step")
+        ax.set_title(f"{title} ({scale})")
+    fig.tight_layout()
+    return fig
