@@ -1,0 +1,142 @@
+"""The data loaders: offline fallback, cache, odd and broken files, batches."""
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import course_utils as cu
+from course_utils import data_sources, image_prep
+from course_utils.butterfly_art import draw_butterfly
+
+
+def test_butterflies_offline_standin(capsys):
+    data = cu.load_butterflies(size=32, limit=40)
+    out = capsys.readouterr().out
+    assert "Offline" in out and "stand-in" in out and out.count("\n") == 1  # one clear line
+    assert data.source.startswith("offline")
+    assert data.images.shape == (40, 3, 32, 32) and data.images.dtype == torch.float32
+    assert data.images.min() >= -1 and data.images.max() <= 1
+    assert data.images.std() > 0.2  # real pictures, not a flat colour
+
+
+def test_standin_is_deterministic_and_symmetric():
+    a, b = np.asarray(draw_butterfly(7, 64)), np.asarray(draw_butterfly(7, 64))
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, np.asarray(draw_butterfly(8, 64)))
+    # Mirror symmetry up to the small tilt and grain: the left-right flip is close.
+    assert np.abs(a.astype(float) - a[:, ::-1].astype(float)).mean() < 40
+
+
+def test_cache_is_reused_on_second_load():
+    first = cu.load_butterflies(size=16, limit=12)
+    second = cu.load_butterflies(size=16, limit=12)
+    assert not first.from_cache and second.from_cache
+    assert torch.equal(first.images, second.images)
+
+
+def test_mnist_offline_real_digits(capsys):
+    data = cu.load_mnist(limit=200)
+    assert "Offline" in capsys.readouterr().out
+    assert data.images.shape == (200, 1, 28, 28)
+    assert 0 <= data.images.min() and data.images.max() <= 1
+    assert data.labels.shape == (200,) and data.labels.dtype == torch.int64
+    assert len(set(data.labels.tolist())) == 10  # shuffled: every digit present
+    assert data.classes == [str(i) for i in range(10)]
+    assert cu.load_mnist(limit=5, value_range=(-1, 1)).images.min() == -1
+
+
+def test_mnist_full_offline_set_and_fashion_fallback(capsys):
+    assert len(cu.load_mnist()) == 5000
+    fashion = cu.load_mnist("fashion_mnist", limit=10)
+    assert "FashionMNIST needs the Hub" in capsys.readouterr().out
+    assert fashion.classes[0] == "0"  # the digits stand in, so their labels are digits
+    with pytest.raises(ValueError, match="fashion_mnist"):
+        cu.load_mnist("cifar")
+
+
+def test_hub_unreachable_is_quick(monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
+    data_sources.hub_reachable.cache_clear()
+    try:
+        assert data_sources.hub_reachable(timeout=1.0) is False
+    finally:
+        data_sources.hub_reachable.cache_clear()
+
+
+@pytest.fixture
+def odd_folder(tmp_path):
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (50, 70, 3), dtype=np.uint8)).save(tmp_path / "rgb.jpg")
+    Image.fromarray(rng.integers(0, 255, (33, 21), dtype=np.uint8), "L").save(tmp_path / "gray.png")
+    rgba = Image.new("RGBA", (40, 40), (255, 0, 0, 0))  # fully transparent: must become white
+    rgba.save(tmp_path / "clear.png")
+    Image.new("P", (17, 90), 3).save(tmp_path / "palette.gif")
+    Image.new("CMYK", (64, 48), (0, 255, 255, 0)).save(tmp_path / "cmyk.jpg")
+    (tmp_path / "sub").mkdir()
+    Image.new("RGB", (8, 8), "blue").save(tmp_path / "sub" / "nested.bmp")
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    (tmp_path / "notes.txt").write_text("not an image, ignored")
+    return tmp_path
+
+
+def test_folder_of_odd_images(odd_folder):
+    with pytest.warns(UserWarning, match="broken.jpg"):
+        data = cu.load_butterflies(size=24, source=odd_folder)
+    assert data.images.shape == (6, 3, 24, 24)  # every image but the broken one
+    assert data.source.startswith("folder")
+    files = [p.name for p in image_prep.list_image_files(odd_folder)]
+    clear = data.images[files.index("clear.png") - (files.index("clear.png") > files.index("broken.jpg"))]
+    assert torch.allclose(clear, torch.ones_like(clear))  # transparent laid on white
+
+
+def test_folder_grayscale_for_one_channel(odd_folder):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        images, files = image_prep.load_folder(odd_folder, size=10, channels=1)
+    assert images.shape == (6, 1, 10, 10) and images.dtype == torch.uint8
+
+
+def test_empty_and_missing_folders_say_what_to_do(tmp_path):
+    with pytest.raises(ValueError, match="put .jpg or .png files there"):
+        cu.load_butterflies(source=tmp_path)
+    (tmp_path / "bad.png").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="all unreadable"), pytest.warns(UserWarning):
+        image_prep.load_folder(tmp_path, 8)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        cu.load_butterflies(source=tmp_path / "nope")
+
+
+def test_corrupt_cache_file_is_rebuilt(monkeypatch, tmp_path):
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
+    cu.load_butterflies(size=8, limit=3)
+    for f in tmp_path.glob("*.pt"):
+        f.write_bytes(b"truncated")
+    again = cu.load_butterflies(size=8, limit=3)
+    assert not again.from_cache and again.images.shape == (3, 3, 8, 8)
+
+
+def test_batches_shapes_flips_and_determinism():
+    images = torch.arange(10 * 1 * 2 * 3, dtype=torch.float32).view(10, 1, 2, 3)
+    labels = torch.arange(10)
+    batches = cu.BatchIterator(images, 4, labels=labels, seed=0)
+    assert len(batches) == 3
+    seen = []
+    for x, y in batches:
+        for xi, yi in zip(x, y):
+            original = images[yi]
+            assert torch.equal(xi, original) or torch.equal(xi, original.flip(-1))
+        seen += y.tolist()
+    assert sorted(seen) == list(range(10))  # one epoch covers every image once
+    flipped = sum(not torch.equal(x, images[y]) for xb, yb in batches for x, y in zip(xb, yb))
+    assert 0 < flipped < 10
+    first = [x for x, _ in cu.BatchIterator(images, 4, labels=labels, seed=1)]
+    second = [x for x, _ in cu.BatchIterator(images, 4, labels=labels, seed=1)]
+    assert all(torch.equal(a, b) for a, b in zip(first, second))
+    assert len(cu.BatchIterator(images, 4, drop_last=True)) == 2
+    unflipped = next(iter(cu.BatchIterator(images, 10, shuffle=False, flip=False)))
+    assert torch.equal(unflipped, images)
+    with pytest.raises(ValueError, match="empty"):
+        cu.BatchIterator(images[:0], 4)
