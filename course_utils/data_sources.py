@@ -87,16 +87,28 @@ def _load_hub_images(name: str, size: int, channels: int, crop: str, limit: int 
     image_column = next((c for c, f in dataset.features.items() if isinstance(f, ImageFeature)), None)
     if image_column is None:
         raise ValueError(f"Data set {name!r} has no image column (its columns: {', '.join(dataset.column_names)}).")
-    images = image_prep.stack_images(dataset[image_column], size, channels, crop)
+    # Undecoded: datasets would decode every full-size JPEG in this one thread; image_prep decodes
+    # them in worker threads at reduced scale instead (~3x faster for the Smithsonian photographs).
+    encoded = dataset.cast_column(image_column, ImageFeature(decode=False))[image_column]
+    images = image_prep.stack_images(encoded, size, channels, crop)
     tensors = {"images": images}
     if "label" in dataset.column_names:
         tensors["labels"] = torch.tensor(dataset["label"], dtype=torch.int64)
     return tensors
 
 
+def _looks_like_folder(source) -> bool:
+    """A Path, an existing path, or text written as a path ("/x", "./x", "~/x"). Hub names
+    ("owner/name") contain a slash too, so a slash alone does not make a folder."""
+    if isinstance(source, os.PathLike):
+        return True
+    text = str(source)
+    return Path(text).expanduser().exists() or text.startswith(("/", "./", "../", "~", ".\\", "..\\"))
+
+
 def _resolve(source: str | os.PathLike | None, hub_name: str):
     """Decide where to read from: ("folder", path), ("hub", name) or ("offline", reason)."""
-    if source is not None and (isinstance(source, os.PathLike) or os.path.sep in str(source) or Path(source).is_dir()):
+    if source is not None and _looks_like_folder(source):
         return "folder", Path(source).expanduser()
     name = hub_name if source is None else str(source)
     if hub_offline_requested():

@@ -1,0 +1,460 @@
+"""The course's own training script: ``python -m course_utils.train`` or ``accelerate launch -m course_utils.train``.
+
+"Introduction to Diffusers" ends with it (section "Scaling up"). It trains the notebook's model the
+notebook's way (predict the noise, MSE loss, AdamW) and adds what a long run needs: Accelerate (one
+GPU, several GPUs or machines, mixed precision), warm-up and a cosine learning rate, gradient
+accumulation, EMA weights, sample grids, atomic checkpoints with exact resume, and pushing to the
+Hub. ``--help`` lists every option (they are defined in ``train_args``).
+
+Randomness is keyed, not streamed: the data order of epoch e on process r comes from a generator
+seeded with (seed, r, e), and the noise and timesteps of optimizer step s from one seeded with
+(seed, r, s). A resumed run therefore draws exactly what the unbroken run would have drawn.
+
+``COURSE_TRAIN_FAULT`` (tests only) kills the process the hard way: ``kill-after-step:N`` right
+after step N, ``kill-in-checkpoint:N`` half-way through writing checkpoint N.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from . import checkpoints
+from .batches import BatchIterator
+from .train_args import parse_args
+
+
+class UsageError(Exception):
+    """A problem the user can fix (bad data, a mismatched checkpoint): reported in one line, exit code 2."""
+
+
+def keyed_seed(*parts) -> int:
+    """A 63-bit seed from any parts, e.g. (seed, rank, "epoch", 3): independent streams, no state to save."""
+    digest = hashlib.blake2b("/".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & (2 ** 63 - 1)
+
+
+def weights_digest(state_dict: dict) -> str:
+    """SHA-256 of every tensor of a state dict (in key order): equal digests mean identical weights."""
+    digest = hashlib.sha256()
+    for key in sorted(state_dict):
+        tensor = state_dict[key].detach().to("cpu").contiguous()
+        digest.update(key.encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+def _fault(kind: str, step: int):
+    """The test hook: a SIGKILL, which no handler can soften, at the point ``COURSE_TRAIN_FAULT`` names."""
+    if os.environ.get("COURSE_TRAIN_FAULT") == f"{kind}:{step}":
+        return lambda: os.kill(os.getpid(), signal.SIGKILL)
+    return None
+
+
+@dataclass
+class Run:
+    """Everything one training run holds: built by ``setup``, advanced one optimizer step by ``update``."""
+    args: Any
+    accelerator: Any
+    model: Any  # prepared by Accelerate (wrapped in DDP when there are several processes)
+    optimizer: Any
+    lr_scheduler: Any
+    noise_scheduler: Any
+    ema: Any
+    batches: BatchIterator
+    shard: torch.Tensor  # indices of the images this process trains on
+    source: str
+    num_images: int
+    updates_per_epoch: int
+    max_train_steps: int
+    num_epochs: int
+    noise_generator: torch.Generator
+    global_step: int = 0
+
+
+def load_images(args):
+    """The training images as (N, 3, res, res) in [-1, 1] through ``load_butterflies``."""
+    from .data_sources import load_butterflies
+
+    source = Path(args.train_data_dir) if args.train_data_dir else args.dataset_name
+    try:
+        return load_butterflies(size=args.resolution, source=source, limit=args.max_train_samples,
+                                crop="center" if args.center_crop else "squash")
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+
+
+def shard_indices(num_images: int, rank: int, world: int, seed: int) -> torch.Tensor:
+    """The images process ``rank`` of ``world`` trains on: a seeded shuffle dealt out in turn.
+
+    Every process gets the same number (the few left over are skipped, a different few per seed),
+    so all processes run the same number of steps and none waits forever for the others.
+    """
+    per = num_images // world
+    if per == 0:
+        raise UsageError(f"Only {num_images} image(s) for {world} processes: use more images or fewer processes.")
+    order = torch.randperm(num_images, generator=torch.Generator().manual_seed(keyed_seed(seed, "shards")))
+    return order[rank:per * world:world]
+
+
+def _trackers(report_to: str):
+    from accelerate.utils import is_tensorboard_available
+
+    if report_to == "none" or (report_to == "auto" and not is_tensorboard_available()):
+        return None
+    if not is_tensorboard_available():
+        raise UsageError("--report_to tensorboard needs TensorBoard: `pip install tensorboard`, or use --report_to none.")
+    return "tensorboard"
+
+
+def setup(args) -> Run:
+    """Build the accelerator, data shard, model, noise schedule, optimizer, LR schedule and EMA; resume if asked."""
+    from accelerate import Accelerator
+    from accelerate.utils import ProjectConfiguration, set_seed
+    from diffusers import DDPMScheduler, UNet2DModel
+    from diffusers.optimization import get_scheduler
+    from diffusers.training_utils import EMAModel
+
+    output_dir = Path(args.output_dir)
+    accelerator = Accelerator(
+        mixed_precision=args.mixed_precision, log_with=_trackers(args.report_to),
+        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")))
+    set_seed(args.seed)  # the same on every process, so every process builds the same initial model
+    rank, world = accelerator.process_index, accelerator.num_processes
+
+    quiet = contextlib.nullcontext() if accelerator.is_main_process else contextlib.redirect_stdout(io.StringIO())
+    with accelerator.main_process_first(), quiet:  # the main process fills the tensor cache, the others read it
+        data = load_images(args)
+    shard = shard_indices(len(data.images), rank, world, args.seed)
+    batches = BatchIterator(data.images[shard], args.train_batch_size, accelerator.device, flip=args.random_flip, seed=0)
+
+    model = UNet2DModel.from_config(args.unet_config)
+    noise_scheduler = DDPMScheduler(num_train_timesteps=args.num_train_timesteps, beta_schedule=args.beta_schedule,
+                                    prediction_type=args.prediction_type)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate)
+
+    updates_per_epoch = math.ceil(len(batches) / args.gradient_accumulation_steps)
+    max_train_steps = args.max_train_steps or args.num_epochs * updates_per_epoch
+    # Stepped once per optimizer step by this script, not by Accelerate (which would step it once per process).
+    lr_scheduler = get_scheduler(args.lr_scheduler, optimizer, num_warmup_steps=args.lr_warmup_steps,
+                                 num_training_steps=max_train_steps)
+    ema = None
+    if args.use_ema:
+        ema = EMAModel(model.parameters(), decay=args.ema_max_decay, use_ema_warmup=True, power=args.ema_power,
+                       model_cls=UNet2DModel, model_config=model.config)
+        ema.to(accelerator.device)
+
+    model, optimizer = accelerator.prepare(model, optimizer)
+    accelerator.register_for_checkpointing(lr_scheduler)
+    if ema is not None:
+        accelerator.register_for_checkpointing(ema)
+
+    run = Run(args, accelerator, model, optimizer, lr_scheduler, noise_scheduler, ema, batches, shard, data.source,
+              len(data.images), updates_per_epoch, max_train_steps, math.ceil(max_train_steps / updates_per_epoch),
+              torch.Generator(device=accelerator.device))
+    if args.resume_path is not None:
+        _resume(run, args.resume_path)
+    return run
+
+
+def _resume(run: Run, path: Path) -> None:
+    state = checkpoints.read_state(path)
+    before = state.get("layout", {})
+    now = _layout(run)
+    if before and before != now:
+        raise UsageError(f"Checkpoint {path} was made with {before}, but this run has {now}: resume with the same "
+                         "data, batch size, accumulation and number of processes, or start a new --output_dir.")
+    try:
+        run.accelerator.load_state(str(path))
+    except (RuntimeError, KeyError, ValueError) as error:
+        raise UsageError(f"Checkpoint {path} does not fit this run's model or options (--use_ema, --model_*): "
+                         f"{str(error).splitlines()[0]}") from error
+    if run.ema is not None:
+        run.ema.to(run.accelerator.device)  # loaded on the CPU
+    run.global_step = int(state["global_step"])
+    if run.accelerator.is_main_process:
+        print(f"Resuming from {path} at step {run.global_step}.", flush=True)
+
+
+def _layout(run: Run) -> dict:
+    """What must match for a resumed run to see the same batches as the unbroken one."""
+    a = run.args
+    return dict(images=run.num_images, processes=run.accelerator.num_processes, batch_size=a.train_batch_size,
+                accumulation=a.gradient_accumulation_steps, resolution=a.resolution, seed=a.seed)
+
+
+def update(run: Run, micro_batches: list[torch.Tensor], step: int) -> torch.Tensor:
+    """One optimizer step over ``micro_batches`` (gradient accumulation): add noise, predict, MSE, backward.
+
+    Returns the mean loss (a detached tensor, so the GPU is not made to wait). The same as the
+    notebook's loop, plus mixed precision, gradient sync across processes, clipping and EMA.
+    """
+    args, accelerator, model = run.args, run.accelerator, run.model
+    generator = run.noise_generator.manual_seed(keyed_seed(args.seed, accelerator.process_index, "step", step))
+    losses = []
+    for j, clean in enumerate(micro_batches):
+        noise = torch.randn(clean.shape, generator=generator, device=clean.device, dtype=clean.dtype)
+        timesteps = torch.randint(0, run.noise_scheduler.config.num_train_timesteps, (len(clean),),
+                                  generator=generator, device=clean.device)
+        noisy = run.noise_scheduler.add_noise(clean, noise, timesteps)
+        target = noise if args.prediction_type == "epsilon" else clean
+        last = j == len(micro_batches) - 1
+        # Gradients are averaged across processes only once, on the last micro-batch.
+        with contextlib.nullcontext() if last else accelerator.no_sync(model):
+            prediction = model(noisy, timesteps, return_dict=False)[0]
+            loss = F.mse_loss(prediction.float(), target.float())
+            accelerator.backward(loss / len(micro_batches))
+        losses.append(loss.detach())
+    if args.max_grad_norm > 0:
+        accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+    run.optimizer.step()
+    if not accelerator.optimizer_step_was_skipped:  # fp16 skips steps whose gradients overflowed
+        run.lr_scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    if run.ema is not None:
+        run.ema.step(model.parameters())
+    return torch.stack(losses).mean()
+
+
+class LossLog:
+    """logs/loss.csv (always) and TensorBoard (when on); losses are gathered every few steps, not every step."""
+
+    FIELDS = ["step", "epoch", "loss", "lr"]
+
+    def __init__(self, run: Run):
+        self.run, self.pending = run, []
+        self.path = Path(run.args.output_dir) / "logs" / "loss.csv"
+        if run.accelerator.is_main_process:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            kept = []
+            if run.global_step and self.path.exists():  # resuming: drop rows the checkpoint does not cover
+                with self.path.open(newline="") as file:
+                    kept = [row for row in csv.DictReader(file) if int(row["step"]) <= run.global_step]
+            with self.path.open("w", newline="") as file:
+                writer = csv.DictWriter(file, self.FIELDS)
+                writer.writeheader()
+                writer.writerows(kept)
+        self.last = None
+
+    def add(self, step: int, epoch: int, loss: torch.Tensor, lr: float) -> None:
+        self.pending.append((step, epoch, loss, lr))
+
+    def flush(self) -> float | None:
+        """Average the pending losses over processes (every process must call this) and write them."""
+        if not self.pending:
+            return self.last
+        accelerator = self.run.accelerator
+        losses = accelerator.reduce(torch.stack([p[2] for p in self.pending]), "mean").tolist()
+        rows = [dict(step=s, epoch=e, loss=f"{l:.6f}", lr=f"{lr:.6g}") for (s, e, _, lr), l in zip(self.pending, losses)]
+        self.pending, self.last = [], losses[-1]
+        if accelerator.is_main_process:
+            with self.path.open("a", newline="") as file:
+                csv.DictWriter(file, self.FIELDS).writerows(rows)
+            for row, loss in zip(rows, losses):
+                accelerator.log({"loss": loss, "lr": float(row["lr"])}, step=row["step"])
+        return self.last
+
+
+@contextlib.contextmanager
+def ema_weights(run: Run):
+    """Swap the EMA weights into the model for a while (sampling, saving); a no-op without EMA."""
+    if run.ema is None:
+        yield
+        return
+    parameters = list(run.accelerator.unwrap_model(run.model).parameters())
+    run.ema.store(parameters)
+    run.ema.copy_to(parameters)
+    try:
+        yield
+    finally:
+        run.ema.restore(parameters)
+
+
+def make_pipeline(run: Run):
+    """A DDPMPipeline around the model being trained (with a copy of the noise scheduler)."""
+    from diffusers import DDPMPipeline, DDPMScheduler
+
+    unet = run.accelerator.unwrap_model(run.model)
+    return DDPMPipeline(unet=unet, scheduler=DDPMScheduler.from_config(run.noise_scheduler.config))
+
+
+def save_samples(run: Run, epoch: int) -> Path:
+    """A grid of ``--eval_batch_size`` samples as samples/epoch-<n>.png (main process)."""
+    from .plotting import show_images
+
+    args = run.args
+    pipeline = make_pipeline(run)
+    pipeline.set_progress_bar_config(desc="Sampling", leave=False)
+    with ema_weights(run), run.accelerator.autocast():
+        images = pipeline(batch_size=args.eval_batch_size, generator=torch.Generator().manual_seed(args.seed),
+                          num_inference_steps=args.ddpm_num_inference_steps, output_type="np").images
+    grid = show_images(torch.from_numpy(images).permute(0, 3, 1, 2), nrow=math.ceil(math.sqrt(len(images))),
+                       value_range=(0, 1))
+    path = Path(args.output_dir) / "samples" / f"epoch-{epoch:04d}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grid.save(path)
+    return path
+
+
+def save_pipeline(run: Run) -> None:
+    """The pipeline (EMA weights when EMA is on) with ``save_pretrained``: safetensors (main process)."""
+    with ema_weights(run):
+        make_pipeline(run).save_pretrained(run.args.output_dir, safe_serialization=True)
+
+
+def write_model_card(run: Run, repo_id: str) -> None:
+    """A short README.md for the Hub: what was trained on what, and how to load it."""
+    a = run.args
+    text = f"""---
+library_name: diffusers
+tags: [pytorch, diffusers, unconditional-image-generation, diffusion-models-class]
+---
+# {repo_id}
+
+A DDPM trained with the diffusion course's `course_utils.train` on {run.source}
+({run.num_images} images at {a.resolution} px) for {run.global_step} optimizer steps.
+
+```python
+from diffusers import DDPMPipeline
+
+pipeline = DDPMPipeline.from_pretrained("{repo_id}")
+image = pipeline().images[0]
+```
+"""
+    (Path(a.output_dir) / "README.md").write_text(text)
+
+
+def _log_rank(run: Run, digest: str) -> None:
+    path = Path(run.args.output_dir) / "logs" / f"rank{run.accelerator.process_index}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dict(rank=run.accelerator.process_index, num_processes=run.accelerator.num_processes,
+                                     indices=run.shard.tolist(), final_weights_sha256=digest,
+                                     wrote_pipeline=run.accelerator.is_main_process)))
+
+
+def train(run: Run, repo_id: str | None = None) -> None:
+    """The training loop: epochs of optimizer steps, with logging, checkpoints, samples and saving."""
+    args, accelerator = run.args, run.accelerator
+    main, accumulation = accelerator.is_main_process, args.gradient_accumulation_steps
+    output_dir = Path(args.output_dir)
+    log = LossLog(run)
+    first_epoch, skip = divmod(run.global_step, run.updates_per_epoch)
+    progress = tqdm(total=run.max_train_steps, initial=run.global_step, disable=not main, desc="Training", unit="step")
+    started, start_step = time.perf_counter(), run.global_step
+    for epoch in range(first_epoch, run.num_epochs):
+        run.batches.generator.manual_seed(keyed_seed(args.seed, accelerator.process_index, "epoch", epoch))
+        group, last_batch = [], len(run.batches) - 1
+        for i, clean in enumerate(run.batches):
+            if epoch == first_epoch and i < skip * accumulation:
+                continue  # already trained on before the checkpoint we resumed from
+            group.append(clean)
+            if len(group) < accumulation and i < last_batch:
+                continue
+            loss = update(run, group, run.global_step)
+            group = []
+            run.global_step += 1
+            log.add(run.global_step, epoch, loss, run.lr_scheduler.get_last_lr()[0])
+            progress.update(1)
+            if run.global_step % 10 == 0 or run.global_step % args.checkpointing_steps == 0:
+                progress.set_postfix(loss=f"{log.flush():.4f}")
+            if run.global_step % args.checkpointing_steps == 0:
+                path = checkpoints.save(accelerator, output_dir, run.global_step,
+                                        dict(global_step=run.global_step, epoch=epoch, layout=_layout(run),
+                                             args={k: v for k, v in vars(args).items() if k != "resume_path"}),
+                                        args.checkpoints_total_limit, _fault("kill-in-checkpoint", run.global_step))
+                if main:
+                    progress.write(f"Saved {path}")
+            if fault := _fault("kill-after-step", run.global_step):
+                fault()
+            if run.global_step >= run.max_train_steps:
+                break
+        done = run.global_step >= run.max_train_steps
+        log.flush()
+        if main and ((epoch + 1) % args.save_images_epochs == 0 or done):
+            progress.write(f"Saved samples: {save_samples(run, epoch + 1)}")
+        if main and ((epoch + 1) % args.save_model_epochs == 0 or done):
+            save_pipeline(run)
+        accelerator.wait_for_everyone()
+        if done:
+            break
+    progress.close()
+    seconds = time.perf_counter() - started
+    steps = run.global_step - start_step
+    if main:
+        images = steps * args.train_batch_size * accumulation * accelerator.num_processes
+        print(f"Trained {steps} steps in {seconds:.1f} s ({images / max(seconds, 1e-9):.1f} images/s, "
+              f"all processes); pipeline saved in {output_dir}", flush=True)
+    if args.log_data_indices:
+        with ema_weights(run):
+            _log_rank(run, weights_digest(accelerator.unwrap_model(run.model).state_dict()))
+    if main and repo_id is not None:
+        from huggingface_hub import upload_folder
+
+        write_model_card(run, repo_id)
+        upload_folder(repo_id=repo_id, folder_path=output_dir, commit_message=f"Training: {run.global_step} steps",
+                      ignore_patterns=["checkpoint-*", ".checkpoint-*", "logs/rank*"])
+        print(f"Pushed to https://huggingface.co/{repo_id}", flush=True)
+    accelerator.end_training()
+
+
+def _create_repo(args) -> str:
+    from huggingface_hub import create_repo
+
+    return create_repo(args.hub_model_id, exist_ok=True, private=args.hub_private_repo).repo_id
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the options, train, save; returns the exit code (0, 2 for a usage error, 130 if interrupted)."""
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # a cluster's polite kill: stop like Ctrl-C
+    run = None
+    try:
+        run = setup(args)
+        accelerator = run.accelerator
+        repo_id = None
+        if accelerator.is_main_process:
+            checkpoints.remove_stale_temporaries(args.output_dir)
+            if args.quick_caps:
+                print(f"Quick mode (COURSE_QUICK=1): {', '.join(args.quick_caps)}.", flush=True)
+            print(f"Training on {run.source}: {run.num_images} images, {len(run.shard)} per process x "
+                  f"{accelerator.num_processes}; {run.updates_per_epoch} steps per epoch, "
+                  f"{run.max_train_steps} steps ({run.num_epochs} epochs) on {accelerator.device}.", flush=True)
+            if args.push_to_hub:
+                repo_id = _create_repo(args)
+        if accelerator.log_with:  # TensorBoard; Accelerate starts it on the main process only
+            accelerator.init_trackers("train", config={k: v for k, v in vars(args).items()
+                                                       if isinstance(v, (int, float, str, bool))})
+        train(run, repo_id)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        return 2
+    except KeyboardInterrupt:
+        if run is None or run.accelerator.is_main_process:
+            found = checkpoints.complete_checkpoints(args.output_dir)
+            where = (f"the newest checkpoint is {found[-1][1]}: continue with --resume_from_checkpoint latest"
+                     if found else "no checkpoint was saved yet (see --checkpointing_steps)")
+            print(f"\nInterrupted at step {run.global_step if run else 0}; {where}.", file=sys.stderr, flush=True)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
