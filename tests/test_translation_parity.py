@@ -1,0 +1,146 @@
+"""The Chinese edition says what the English one says: same code, same cells, fresh translations.
+
+Every English notebook has a twin ``<name>_CN.ipynb``: the same code cells in the same order
+(comments may be translated), markdown cells in the same places, each translated into Chinese
+with its links, formulas and code spans untouched and the same headings, stored without outputs,
+and each markdown cell recording the hash of the English text it translates. README_CN.md has
+README.md's sections. ``python tools/cn_sync.py --check`` says what to do when this fails.
+"""
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("cn_sync", ROOT / "tools" / "cn_sync.py")
+cn_sync = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(cn_sync)
+
+FIX = "run `python tools/cn_sync.py --check` (and without --check to update the _CN notebook)"
+ENGLISH = cn_sync.english_notebooks()
+
+
+@pytest.fixture(params=ENGLISH, ids=[p.stem for p in ENGLISH])
+def pair(request):
+    en_path = request.param
+    cn_path = cn_sync.twin(en_path)
+    assert cn_path.exists(), f"{en_path.name} has no Chinese twin {cn_path.name}: {FIX}"
+    return cn_sync.read(en_path), cn_sync.read(cn_path), cn_path.name
+
+
+def _markdown_pairs(en_nb, cn_nb):
+    en_md = [(i, c) for i, c in enumerate(en_nb.cells) if c.cell_type == "markdown"]
+    cn_md = [(i, c) for i, c in enumerate(cn_nb.cells) if c.cell_type == "markdown"]
+    assert len(en_md) == len(cn_md)
+    return [(i, en, cn) for (i, en), (_, cn) in zip(en_md, cn_md)]
+
+
+def test_both_notebooks_have_english_originals_and_chinese_twins():
+    names = {p.name for p in ENGLISH}
+    assert {"01_introduction_to_diffusers.ipynb", "02_diffusion_models_from_scratch.ipynb"} <= names
+    for cn in (ROOT / "notebooks").glob(f"*{cn_sync.SUFFIX}.ipynb"):
+        assert cn.name.replace(cn_sync.SUFFIX + ".", ".") in names, f"{cn.name} has no English original"
+
+
+def test_same_cells_in_the_same_places(pair):
+    en_nb, cn_nb, name = pair
+    en_types = [c.cell_type for c in en_nb.cells]
+    cn_types = [c.cell_type for c in cn_nb.cells]
+    assert cn_types == en_types, f"{name}: cells are not in the same places as in English: {FIX}"
+
+
+def test_same_code_once_comments_are_removed(pair):
+    en_nb, cn_nb, name = pair
+    en_code = [c for c in en_nb.cells if c.cell_type == "code"]
+    cn_code = [c for c in cn_nb.cells if c.cell_type == "code"]
+    assert len(cn_code) == len(en_code), f"{name}: {len(cn_code)} code cells, English has {len(en_code)}: {FIX}"
+    differ = [f"code cell {k + 1} (id {en.get('id')})" for k, (en, cn) in enumerate(zip(en_code, cn_code))
+              if cn_sync.code_key(en.source) != cn_sync.code_key(cn.source)]
+    assert not differ, f"{name}: code differs from English in {', '.join(differ)}: {FIX}"
+
+
+def test_every_markdown_cell_is_translated(pair):
+    en_nb, cn_nb, name = pair
+    untranslated = [f"cell {i + 1} (id {cn.get('id')})" for i, en, cn in _markdown_pairs(en_nb, cn_nb)
+                    if cn_sync.TODO_MARK in cn.source
+                    or (cn_sync.has_prose(en.source) and not cn_sync.has_chinese(cn.source))]
+    assert not untranslated, f"{name}: no Chinese text in {', '.join(untranslated)}: {FIX}"
+
+
+def test_links_formulas_code_spans_and_headings_are_untouched(pair):
+    en_nb, cn_nb, name = pair
+    problems = []
+    for i, en, cn in _markdown_pairs(en_nb, cn_nb):
+        en_parts, cn_parts = cn_sync.markdown_parts(en.source), cn_sync.markdown_parts(cn.source)
+        for part in ("urls", "formulas", "code", "fences", "headings"):
+            if en_parts[part] != cn_parts[part]:
+                missing = en_parts[part] - cn_parts[part] if isinstance(en_parts[part], set) else en_parts[part]
+                extra = cn_parts[part] - en_parts[part] if isinstance(en_parts[part], set) else cn_parts[part]
+                problems.append(f"cell {i + 1} (id {cn.get('id')}) {part}: English has {missing}, Chinese has {extra}")
+    assert not problems, f"{name}:\n" + "\n".join(problems)
+
+
+def test_translations_are_fresh(pair):
+    en_nb, cn_nb, name = pair
+    stale = [f"cell {i + 1} (id {cn.get('id')})" for i, en, cn in _markdown_pairs(en_nb, cn_nb)
+             if cn_sync.translation_meta(cn).get("source_sha") != cn_sync.source_sha(en.source)]
+    assert not stale, (f"{name}: the English text changed since {', '.join(stale)} were translated "
+                       f"(or they were never marked as translated): {FIX}; `--show` prints what changed, "
+                       "`--accept` records a finished translation")
+
+
+def test_first_markdown_cell_says_printed_text_stays_english(pair):
+    _, cn_nb, name = pair
+    first = next(c for c in cn_nb.cells if c.cell_type == "markdown")
+    assert cn_sync.CN_NOTE in first.source, f"{name}: the first markdown cell must end with cn_sync.CN_NOTE"
+
+
+def test_stored_without_outputs_or_widget_state(pair):
+    _, cn_nb, name = pair
+    assert "widgets" not in cn_nb.metadata, f"{name}: widget state is stored"
+    with_outputs = [i + 1 for i, c in enumerate(cn_nb.cells)
+                    if c.cell_type == "code" and (c.outputs or c.execution_count is not None)]
+    assert not with_outputs, f"{name}: outputs stored in cells {with_outputs}: {FIX}"
+
+
+# ----------------------------------------------------------------------------- README_CN.md
+def _headings(text):
+    text = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
+    return [(len(m.group(1)), m.start()) for m in re.finditer(r"^(#{2,3}) ", text, re.M)], text
+
+
+def test_readme_cn_has_the_same_sections():
+    en, en_text = _headings((ROOT / "README.md").read_text(encoding="utf-8"))
+    cn, cn_text = _headings((ROOT / "README_CN.md").read_text(encoding="utf-8"))
+    assert [level for level, _ in cn] == [level for level, _ in en], "README_CN.md: not README.md's ## / ### headings"
+    marker = "<!-- benchmark figures -->"
+    where = [sum(pos < text.index(marker) for _, pos in heads) for heads, text in ((en, en_text), (cn, cn_text))]
+    assert where[0] == where[1], f"README_CN.md: {marker} must sit in the same section as in README.md"
+
+
+def test_readme_cn_links_setup_and_glossary():
+    en = (ROOT / "README.md").read_text(encoding="utf-8")
+    cn = (ROOT / "README_CN.md").read_text(encoding="utf-8")
+    assert "[简体中文](README_CN.md)" in en.splitlines()[2]
+    assert "[English](README.md) | **简体中文**" in cn.splitlines()[2]
+    assert "(docs/glossary_CN.md)" in cn and (ROOT / "docs" / "glossary_CN.md").is_file()
+    assert "HF_ENDPOINT=https://hf-mirror.com" in cn and "HF_HUB_OFFLINE=1" in cn
+    en_urls = {cn_sync._canonical_url(u) for u in re.findall(r"\]\(([^)\s]+)\)", en)}
+    cn_urls = {cn_sync._canonical_url(u) for u in re.findall(r"\]\(([^)\s]+)\)", cn)}
+    assert en_urls <= cn_urls, f"README_CN.md lacks links of README.md: {sorted(en_urls - cn_urls)}"
+    # the set-up section (same place as README.md's "## Set-up") gives the same two commands first
+    en_sections = re.split(r"^## ", en, flags=re.M)
+    cn_sections = re.split(r"^## ", cn, flags=re.M)
+    index = next(i for i, s in enumerate(en_sections) if s.startswith("Set-up"))
+    block = re.search(r"```bash\n(.*?)```", cn_sections[index], re.S).group(1)
+    commands = [line.split("#")[0].strip() for line in block.splitlines() if line.split("#")[0].strip()]
+    assert commands == ["make course", "make test"]
+
+
+def test_glossary_is_one_table():
+    text = (ROOT / "docs" / "glossary_CN.md").read_text(encoding="utf-8")
+    rows = [line for line in text.splitlines() if line.startswith("|")]
+    assert rows[0].startswith("| English | 中文")
+    english = [row.split("|")[1].strip().lower() for row in rows[2:]]
+    assert len(english) == len(set(english)), "the glossary lists an English term twice"
