@@ -93,7 +93,7 @@ def test_translations_are_fresh(pair):
 def test_first_markdown_cell_says_printed_text_stays_english(pair):
     _, cn_nb, name = pair
     first = next(c for c in cn_nb.cells if c.cell_type == "markdown")
-    assert cn_sync.CN_NOTE in first.source, f"{name}: the first markdown cell must end with cn_sync.CN_NOTE"
+    assert cn_sync.CN_NOTE in first.source, f"{name}: the first markdown cell must contain cn_sync.CN_NOTE (printed text stays English)"
 
 
 def test_stored_without_outputs_or_widget_state(pair):
