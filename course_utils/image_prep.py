@@ -7,6 +7,7 @@ image is decoded once (JPEGs at reduced scale), stored as a tensor and cached on
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import warnings
@@ -71,15 +72,32 @@ def to_range(images_uint8: torch.Tensor, value_range: tuple[float, float] = (-1.
     return images_uint8.float().div_(255).mul_(high - low).add_(low)
 
 
+def open_image(item) -> Image.Image:
+    """A PIL image from any item ``stack_images`` accepts (see there); opened lazily where possible."""
+    if isinstance(item, Image.Image):
+        return item
+    if callable(item):
+        return item()
+    if isinstance(item, dict):  # a datasets image stored undecoded: bytes, or a path to a local file
+        return Image.open(io.BytesIO(item["bytes"])) if item.get("bytes") is not None else Image.open(item["path"])
+    return Image.open(item)
+
+
 def stack_images(images: Iterable, size: int, channels: int = 3, crop: str = "squash",
                  workers: int | None = None) -> torch.Tensor:
-    """Preprocess PIL images (or callables that open one) in parallel to a uint8 (N, C, H, W) tensor.
+    """Preprocess images in parallel to a uint8 (N, C, H, W) tensor.
 
-    PIL releases the GIL while decoding and resizing, so threads use every core.
+    Each item is a PIL image, a callable that returns one, a file path, or an undecoded
+    ``datasets`` image (``{"bytes": ..., "path": ...}``, from ``Image(decode=False)``). Undecoded
+    items are best: each JPEG is then decoded in a worker thread at reduced scale (draft mode),
+    about 3x faster than a full-size decode. PIL releases the GIL while decoding and resizing,
+    so threads use every core.
     """
     def one(item):
-        img = item() if callable(item) else item
-        return image_to_array(img, size, channels, crop)
+        if isinstance(item, Image.Image):  # the caller's image: use it, leave it open
+            return image_to_array(item, size, channels, crop)
+        with open_image(item) as img:  # opened here: closed here
+            return image_to_array(img, size, channels, crop)
 
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2) as pool:
         arrays = list(pool.map(one, images))
@@ -108,8 +126,7 @@ def load_folder(folder: str | os.PathLike, size: int, channels: int = 3, crop: s
 
     def read(path: Path):
         try:
-            with Image.open(path) as img:
-                img.load()
+            with Image.open(path) as img:  # no img.load() here: it would decode at full size, defeating draft
                 return image_to_array(img, size, channels, crop)
         except Exception as error:  # PIL raises many types for broken files
             return f"{path} ({type(error).__name__}: {error})"

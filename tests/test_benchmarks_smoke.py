@@ -1,0 +1,70 @@
+"""Smoke test of benchmarks/data_pipeline.py so the benchmark cannot rot: it runs both of its data
+pipelines and its main() on a few small JPEGs. Shapes and ranges only, never timings."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCHMARK = Path(__file__).resolve().parent.parent / "benchmarks" / "data_pipeline.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("data_pipeline_benchmark", BENCHMARK)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def jpegs(bench, tmp_path):
+    return bench.make_standin_folder(tmp_path / "jpegs", count=6, width=80, height=60, quality=90)
+
+
+def check_batch(batch, size=4):
+    assert batch.shape == (size, 3, 32, 32) and batch.dtype == torch.float32
+    assert -1 <= batch.min() < 0 < batch.max() <= 1  # normalised to [-1, 1], not [0, 1]
+    assert batch.std() > 0.1  # pictures, not a flat colour
+
+
+def test_standin_jpegs_are_full_size_and_cached(bench, jpegs):
+    from PIL import Image
+
+    files = sorted(jpegs.glob("*.jpg"))
+    assert len(files) == 6
+    with Image.open(files[0]) as img:
+        assert img.format == "JPEG" and img.size == (80, 60)
+    mtime = files[0].stat().st_mtime_ns
+    bench.make_standin_folder(jpegs, count=6, width=80, height=60, quality=90)
+    assert files[0].stat().st_mtime_ns == mtime  # an existing folder is reused, not rewritten
+
+
+def test_both_pipelines_give_training_batches(bench, jpegs):
+    course, seconds, from_cache = bench.course_batches(jpegs, batch_size=4)
+    assert seconds >= 0 and not from_cache
+    original = bench.original_loader(jpegs, batch_size=4, workers=0)
+    course_batch, original_batch = next(iter(course)), next(iter(original))
+    check_batch(course_batch)
+    check_batch(original_batch)
+    # The original decodes each file every step: one epoch covers the folder (6 = 4 + 2).
+    assert [len(b) for b in original] == [4, 2]
+
+
+def test_timing_loop_with_a_tiny_model(bench, jpegs):
+    from course_utils import make_unet
+
+    model = make_unet("butterflies-cpu", block_out_channels=(8, 8, 16, 16), norm_num_groups=4)
+    pipelines = {"course": bench.course_batches(jpegs, batch_size=4)[0],
+                 "original": bench.original_loader(jpegs, batch_size=4)}
+    times = bench.time_pipelines(pipelines, bench.make_train_step(model), steps=2, warmup=1)
+    assert set(times) == {"course", "original"}
+    assert all(len(t["data"]) == len(t["compute"]) == 2 for t in times.values())  # warm-up not counted
+
+
+def test_main_runs_end_to_end(bench, jpegs, capsys):
+    assert bench.main(["--folder", str(jpegs), "--preset", "butterflies-cpu", "--steps", "1",
+                       "--warmup", "0", "--batch-size", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "original: JPEG Dataset, workers=0" in out and "data share" in out
+    assert sum(line.startswith(("PASS:", "MISS:")) for line in out.splitlines()) == 2
