@@ -144,3 +144,71 @@ def test_glossary_is_one_table():
     assert rows[0].startswith("| English | 中文")
     english = [row.split("|")[1].strip().lower() for row in rows[2:]]
     assert len(english) == len(set(english)), "the glossary lists an English term twice"
+
+
+# ----------------------------------------------------------------------------- the sync tool
+def _nb(*cells):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    for kind, cell_id, text in cells:
+        make = nbformat.v4.new_code_cell if kind == "code" else nbformat.v4.new_markdown_cell
+        nb.cells.append(make(text, id=cell_id))
+    return nb
+
+
+def _translate(cn_nb, texts):
+    for cell in cn_nb.cells:
+        if cell.get("id") in texts:
+            cell.source = texts[cell.id]
+    return cn_sync.accept(cn_nb)
+
+
+def test_code_key_ignores_comments_only():
+    assert cn_sync.code_key("x = 1  # one\n# a comment\ny = 2\n") == cn_sync.code_key("x = 1  # 一\ny = 2")
+    assert cn_sync.code_key("x = 1\n") != cn_sync.code_key("x = 2\n")
+    assert cn_sync.code_key("!pip install x  # quiet\n%time f()\n") == cn_sync.code_key("!pip install x  # 安静\n%time f()")
+    assert cn_sync.code_key("!pip install x\n") != cn_sync.code_key("!pip install y\n")
+
+
+def test_sync_keeps_fresh_translations_and_marks_the_rest():
+    en = _nb(("markdown", "a", "# Title\n\nHello `x` and $y$."), ("code", "c", "x = 1  # one"),
+             ("markdown", "b", "Some [link](https://example.org)."))
+    cn, report = cn_sync.sync(en, None)
+    assert len(report) == 3 and all(problem for problem, _ in report)
+    assert [c.cell_type for c in cn.cells] == ["markdown", "code", "markdown"]
+    assert cn.cells[0].source.startswith(cn_sync.TODO_MARK) and cn_sync.CN_NOTE in cn.cells[0].source
+    cn.cells[1].source = "x = 1  # 一"
+    _translate(cn, {"a": "# 标题\n\n" + cn_sync.CN_NOTE + "\n\n你好 `x` 和 $y$。", "b": "一个[链接](https://example.org)。"})
+    again, report = cn_sync.sync(en, cn)
+    assert not [m for problem, m in report if problem]
+    assert again.cells[1].source == "x = 1  # 一"  # translated comment kept
+    # English changes: one markdown cell edited, a code cell changed, a cell added, one removed
+    en.cells[2].source = "Some [link](https://example.org), changed."
+    en.cells[1].source = "x = 2  # two"
+    en.cells.append(_nb(("markdown", "d", "New text.")).cells[0])
+    en.cells.insert(0, _nb(("code", "z", "import os")).cells[0])
+    synced, report = cn_sync.sync(en, again)
+    problems = "\n".join(m for problem, m in report if problem)
+    assert "id b" in problems and "id c" in problems and "id d" in problems and "id z" in problems
+    assert "id a" not in problems
+    assert [c.get("id") for c in synced.cells] == ["z", "a", "c", "b", "d"]
+    assert synced.cells[2].source == "x = 2  # two"  # changed code comes from English
+    changed = synced.cells[3]
+    assert cn_sync.TODO_MARK in changed.source and changed.metadata["translation"]["source_sha"] == ""
+    assert changed.metadata["translation"]["previous_translation"] == "一个[链接](https://example.org)。"
+    # a removed English cell disappears from the Chinese notebook
+    del en.cells[1]
+    synced2, report = cn_sync.sync(en, synced)
+    assert [c.get("id") for c in synced2.cells] == ["z", "c", "b", "d"]
+    assert any("id a" in m and "removed" in m for _, m in report)
+
+
+def test_markdown_parts_find_what_must_stay_untouched():
+    parts = cn_sync.markdown_parts("## Head\n\nSee [the docs](https://x.org/a) and `f(x)`, $a+b$,\n\n"
+                                   "$$c = d$$\n\n```python\nx = 1  # c\n```\n<!-- note -->")
+    assert parts["urls"] == {"https://x.org/a"} and parts["code"] == {"f(x)"}
+    assert parts["formulas"] == {"a+b", "c = d"} and parts["headings"] == [2]
+    assert len(parts["fences"]) == 1 and "note" not in parts["prose"]
+    assert cn_sync.has_prose("See the docs.") and not cn_sync.has_prose("![img](https://x.org/p.png)\n\n$$a$$")
+    assert cn_sync._canonical_url("notebooks/01_x_CN.ipynb") == "notebooks/01_x.ipynb"
