@@ -81,7 +81,7 @@ def schedule_caption(alphas_cumprod: torch.Tensor, t: int, plain: bool = False) 
     signal, noise, snr = schedule_values(alphas_cumprod, t)
     if plain:  # one value per line: the static strip's columns are narrow
         return f"t={t}\nsqrt(ab)={signal:.3f}\nsqrt(1-ab)={noise:.3f}\nSNR={snr:.3g}"
-    return f"t = {t}    √ᾱ = {signal:.3f}    √(1-ᾱ) = {noise:.3f}    SNR = {snr:.3g}"
+    return f"t = {t}  |  √ᾱ = {signal:.3f}  |  √(1-ᾱ) = {noise:.3f}  |  SNR = {snr:.3g}"  # a Label folds spaces
 
 
 class SchedulePlot:
@@ -101,7 +101,7 @@ class SchedulePlot:
         canvas = FigureCanvasAgg(fig)
         ax = fig.add_subplot()
         plot_schedule(self.alphas_cumprod, ax=ax, title=title)
-        ax.legend(loc="center right", fontsize=8)
+        ax.legend(loc="best", fontsize=8)  # placed where it hides no curve, whatever the schedule
         fig.tight_layout()
         canvas.draw()
         self.base = Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3].copy(), "RGB")

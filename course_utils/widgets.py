@@ -275,7 +275,7 @@ class TrajectoryWidget(FrameWidget):
         text = f"step {i + 1}/{self.n_frames}"
         if self.steps is not None:
             t = self.steps[i]
-            text += f"\nt={t:g}" if plain else f"    t = {t:g}"
+            text += f"\nt={t:g}" if plain else f"  |  t = {t:g}"
         return text
 
 

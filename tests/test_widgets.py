@@ -30,6 +30,15 @@ def shown_as(x, value_range, **kw):
     return cu.show_images(x, nrow=4, value_range=value_range, scale=kw.get("scale", 3))
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """These models are tiny: one thread is as fast, and far faster on a shared, busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def scheduler():
     return DDPMScheduler(num_train_timesteps=1000)
@@ -213,7 +222,7 @@ def test_trajectory_widget_steps_through_the_run(scheduler):
     steps = scheduler.timesteps[:6]
     w = cu.trajectory_widget(xs, preds, steps=steps)
     w.slider.value = 3
-    assert w.label.value == f"step 4/6    t = {int(steps[3])}"
+    assert w.label.value == f"step 4/6  |  t = {int(steps[3])}"
     same_picture(w.shown_images()[0], shown_as(xs[3], (-1, 1)))
     same_picture(w.shown_images()[1], shown_as(preds[3], (-1, 1)))
     assert len(w.images) == 2
@@ -253,3 +262,27 @@ def test_more_than_eight_images_are_cut(capsys):
     w = cu.forward_process_widget(small, torch.rand(12, 3, 8, 8) * 2 - 1)
     assert w.frames["x_t"].shape == (10, 8, 3, 8, 8)
     assert "first 8 of 12" in capsys.readouterr().out
+
+
+# --- in a kernel without a widget front-end (what nbmake and nbconvert do) ------------------------
+def test_widgets_execute_in_a_headless_kernel(tmp_path, monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    from pathlib import Path
+
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[1]))  # the kernel imports this checkout
+    cells = [
+        "import torch\nfrom diffusers import DDPMScheduler\nimport course_utils as cu\n"
+        "x0 = torch.rand(4, 3, 16, 16) * 2 - 1",
+        "cu.forward_process_widget(DDPMScheduler(num_train_timesteps=20), x0)",
+        "w = cu.trajectory_widget([x0 * (1 - i / 5) for i in range(5)])\ndisplay(w)",
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    for cell in nb.cells[1:]:
+        outputs = [o for o in cell.outputs if o.output_type in ("execute_result", "display_data")]
+        assert len(outputs) == 1, cell.outputs
+        data = outputs[0]["data"]
+        assert {"application/vnd.jupyter.widget-view+json", "image/png", "text/plain"} <= set(data)
+        Image.open(io.BytesIO(base64.b64decode(data["image/png"]))).verify()
