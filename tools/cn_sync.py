@@ -184,9 +184,14 @@ def _before(pairs, cn_index) -> float:
 
 
 # ----------------------------------------------------------------------------- sync
+def _same_id(en_cell) -> dict:
+    """A Chinese cell keeps its English cell's id (nbformat 4.5), which helps the alignment."""
+    return {"id": en_cell["id"]} if en_cell.get("id") else {}
+
+
 def _placeholder(en_cell, old_cn=None, first=False):
     text = TODO_MARK + "\n" + en_cell.source + ("\n\n" + CN_NOTE if first else "")
-    cell = nbformat.v4.new_markdown_cell(text, id=en_cell.get("id"))
+    cell = nbformat.v4.new_markdown_cell(text, **_same_id(en_cell))
     cell.metadata = copy.deepcopy(dict(en_cell.metadata))
     meta = {"source_sha": "", "source": en_cell.source}
     if old_cn is not None:
@@ -216,7 +221,7 @@ def sync(en_nb, cn_nb, label: str = "") -> tuple:
             say(True, e, c, "removed from the English notebook; dropped")
             continue
         if en.cell_type == "code":
-            new = nbformat.v4.new_code_cell(en.source, id=en.get("id"))
+            new = nbformat.v4.new_code_cell(en.source, **_same_id(en))
             new.metadata = copy.deepcopy(dict(en.metadata))
             if cn is None:
                 say(True, e, c, "new code cell; copied from English")
@@ -235,10 +240,12 @@ def sync(en_nb, cn_nb, label: str = "") -> tuple:
             if cn is not None and meta.get("source_sha") == source_sha(en.source):
                 kept = copy.deepcopy(cn)
                 kept.metadata = {**copy.deepcopy(dict(en.metadata)), "translation": meta}
+                kept.update(_same_id(en))
                 cells.append(kept)
             elif cn is not None and meta.get("source_sha") == "" and meta.get("source") == en.source:
                 say(True, e, c, "waiting for translation (run --accept once translated)")
                 cells.append(copy.deepcopy(cn))
+                cells[-1].update(_same_id(en))
             else:
                 say(True, e, c, "new English text, needs translation" if cn is None
                     else "the English text changed since it was translated; needs translation")
@@ -247,6 +254,9 @@ def sync(en_nb, cn_nb, label: str = "") -> tuple:
             cells.append(copy.deepcopy(en))
     out = copy.deepcopy(en_nb)
     out.cells = cells
+    if (out.nbformat, out.nbformat_minor) < (4, 5):  # cell ids came with nbformat 4.5
+        for cell in out.cells:
+            cell.pop("id", None)
     out.metadata.pop("widgets", None)
     return out, report
 
