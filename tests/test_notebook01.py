@@ -153,7 +153,7 @@ def test_the_unit_model_shown_in_markdown_is_the_preset(cells):
     assert shown == cu.unet_config("butterflies")
     cpu = cu.unet_config("butterflies-cpu")
     assert f"`{cpu['block_out_channels']}`" in text and cpu["layers_per_block"] == 1
-    assert "one ResNet layer per block" in text and f"groups of {cpu['norm_num_groups']} channels" in text
+    assert "one ResNet layer per down block" in text and f"groups of {cpu['norm_num_groups']} channels" in text
     assert all(c * 2 == g for c, g in zip(cpu["block_out_channels"], cu.unet_config("butterflies")["block_out_channels"]))
     assert cpu["down_block_types"] == cu.unet_config("butterflies")["down_block_types"]  # "the same blocks"
 
@@ -170,13 +170,30 @@ def test_sizes_stated_in_the_text_are_the_code_s(cells):
     assert "sample_steps = cu.pick(full=1000 if ON_GPU" in cells["pipeline"].source
     title = cells["title"].source
     assert "for 30 epochs\n  with batches of 64 images" in title
-    assert f"{epochs} epochs and {steps} sampling steps" in title
-    assert f"on a CPU {epochs} epochs" in cells["training-md"].source
+    assert epochs == 30 and "trained for as many epochs, and" in title  # as many as on a GPU
+    assert f"{steps} sampling steps\n  instead of 1000" in title
+    assert "makes 30 passes (epochs)" in cells["training-md"].source
     assert f"on a CPU with {steps}, which" in cells["generate-md"].source
     assert "batch_size = 64" in cells["batches"].source and "mini-batches of 64 images" in cells["batches-md"].source
     assert "lr=4e-4" in cells["training"].source and "learning rate of 4e-4" in cells["training-md"].source
     assert "peek_steps = cu.pick(full=1000 if ON_GPU else" in cells["peek"].source
     assert STANDIN_BUTTERFLIES == 1000 and "1000 colourful" in cells["data-md"].source
+
+
+def test_training_uses_the_cosine_schedule_like_the_script(cells):
+    from diffusers import DDPMScheduler
+
+    from course_utils.train_args import build_parser
+
+    assert 'beta_schedule="squaredcos_cap_v2"' in cells["train-scheduler"].source
+    linear = DDPMScheduler(num_train_timesteps=1000)
+    assert linear.alphas_cumprod[500].sqrt() < 0.3  # "by t = 500 ... already below 0.3"
+    assert "by $t = 500$, $\\sqrt{\\bar\\alpha_t}$ is already below 0.3" in cells["train-scheduler-md"].source
+    defaults = build_parser().parse_args([])
+    assert (defaults.beta_schedule, defaults.learning_rate, defaults.train_batch_size, defaults.num_epochs,
+            defaults.lr_warmup_steps, defaults.lr_scheduler) == ("squaredcos_cap_v2", 4e-4, 64, 30, 50, "cosine")
+    assert defaults.max_grad_norm > 0  # "gradients are clipped"
+    assert "warms up over the first 50 steps" in cells["scale-md"].source
 
 
 def test_schedule_facts_in_the_text_are_diffusers_defaults(cells):
@@ -243,7 +260,7 @@ def test_key_cells_run_without_diffusers_deprecations(cells, tmp_path, monkeypat
             run(cell_id)
         torch.manual_seed(0)
         ns["model"] = tiny_unet()
-        for cell_id in ("shape", "training", "model-view", "pipeline", "save", "reload", "loop", "trajectory",
+        for cell_id in ("shape", "train-scheduler", "training", "model-view", "pipeline", "save", "reload", "loop", "trajectory",
                         "share"):
             run(cell_id)
     assert len(ns["losses"]) == ns["num_epochs"] * len(ns["train_batches"]) and all(l > 0 for l in ns["losses"])
@@ -252,3 +269,14 @@ def test_key_cells_run_without_diffusers_deprecations(cells, tmp_path, monkeypat
     assert "pipeline = DDPMPipeline.from_pretrained(\"your-username/" in (tmp_path / "my-pipeline" / "README.md").read_text()
     assert len(ns["xs"]) == len(ns["pred_x0s"]) == len(ns["scheduler"].timesteps) == ns["sample_steps"]
     assert ns["x"].shape == (8, 3, 16, 16) and torch.isfinite(ns["x"]).all()
+
+
+def test_stated_cpu_run_time_is_what_the_benchmark_checks(nb):
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "notebook01_cpu.py"
+    spec = importlib.util.spec_from_file_location("notebook01_cpu", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    minutes = bench.stated_minutes(nb)
+    assert 1 <= minutes <= 20  # the brief: the full notebook finishes within 20 minutes on 2 cores
