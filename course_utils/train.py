@@ -10,6 +10,12 @@ Randomness is keyed, not streamed: the data order of epoch e on process r comes 
 seeded with (seed, r, e), and the noise and timesteps of optimizer step s from one seeded with
 (seed, r, s). A resumed run therefore draws exactly what the unbroken run would have drawn.
 
+Launching: ``accelerate launch -m course_utils.train ...`` uses ``accelerate config``'s set-up (GPUs,
+machines); on several machines ``--output_dir`` must be a shared folder. Several processes on a CPU:
+``ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 -m course_utils.train ...``
+(Accelerate's ``--cpu`` flag alone starts one process unless MPI is set up). Ctrl-C (or SIGTERM) stops
+cleanly with exit code 130 and says which checkpoint to resume from.
+
 ``COURSE_TRAIN_FAULT`` (tests only) kills the process the hard way: ``kill-after-step:N`` right
 after step N, ``kill-in-checkpoint:N`` half-way through writing checkpoint N.
 """
@@ -432,6 +438,8 @@ def main(argv: list[str] | None = None) -> int:
         repo_id = None
         if accelerator.is_main_process:
             checkpoints.remove_stale_temporaries(args.output_dir)
+            if args.resume_from_checkpoint == "latest" and args.resume_path is None:
+                print(f"No checkpoint in {args.output_dir} yet: starting afresh.", flush=True)
             if args.quick_caps:
                 print(f"Quick mode (COURSE_QUICK=1): {', '.join(args.quick_caps)}.", flush=True)
             print(f"Training on {run.source}: {run.num_images} images, {len(run.shard)} per process x "

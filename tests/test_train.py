@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -40,16 +41,22 @@ def tiny_args(workdir: Path, output_dir: Path, *extra: str) -> list[str]:
             "--output_dir", str(output_dir), *extra]
 
 
-def run_script(args: list[str], tmp_root: Path, launcher: list[str] | None = None, timeout: int = 240, **env):
-    """Run the script in a fresh process, offline, with the tests' private tensor cache."""
+def script_env(tmp_root: Path, **env) -> dict:
+    """The environment of a script run: offline, not quick, the tests' private tensor cache."""
     full_env = {k: v for k, v in os.environ.items() if k != "COURSE_TRAIN_FAULT"}
     # One thread per process: as fast for a tiny UNet, and it does not fight the other process (or
     # other jobs) for the cores, which on a busy 2-core machine made each step 10x slower.
     full_env.update(HF_HUB_OFFLINE="1", COURSE_QUICK="", OMP_NUM_THREADS="1",
                     COURSE_CACHE=os.environ.get("COURSE_TEST_CACHE") or str(tmp_root / "course-cache"))
     full_env.update(env)
+    return full_env
+
+
+def run_script(args: list[str], tmp_root: Path, launcher: list[str] | None = None, timeout: int = 240, **env):
+    """Run the script in a fresh process (see ``script_env``) and wait for it."""
     command = (launcher or [sys.executable]) + ["-m", "course_utils.train", *args]
-    return subprocess.run(command, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(command, cwd=REPO, env=script_env(tmp_root, **env), capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def unet_weights(output_dir: Path) -> dict:
@@ -80,7 +87,7 @@ def test_trains_saves_and_the_pipeline_reloads(unbroken):
     assert [int(r.split(",")[0]) for r in rows] == list(range(1, STEPS + 1))
     assert all(np.isfinite(float(r.split(",")[2])) for r in rows)
     assert (out / "unet" / "diffusion_pytorch_model.safetensors").is_file()
-    assert not list(out.rglob("*.bin")) or all("checkpoint" in str(p) for p in out.rglob("*.bin"))
+    assert not [p for p in out.rglob("*.bin") if not p.parent.name.startswith("checkpoint-")]  # no pickles
     assert sorted(p.name for p in (out / "samples").iterdir()) == ["epoch-0001.png", "epoch-0002.png", "epoch-0003.png"]
     assert [p.name for _, p in checkpoints.complete_checkpoints(out)] == ["checkpoint-4", "checkpoint-6"]
     assert not list(out.glob(".checkpoint-*"))
@@ -114,6 +121,27 @@ def test_killed_run_resumes_to_the_same_weights(unbroken, workdir, tmp_path_fact
     expected, got = unet_weights(reference), unet_weights(out)
     assert expected.keys() == got.keys()
     assert all(torch.equal(expected[k], got[k]) for k in expected)
+
+
+def test_ctrl_c_stops_cleanly_and_says_how_to_resume(workdir, tmp_path_factory):
+    out = workdir / "interrupted"
+    env = script_env(tmp_path_factory.getbasetemp())
+    process = subprocess.Popen([sys.executable, "-m", "course_utils.train",
+                                *tiny_args(workdir, out, "--max_train_steps", "100000", "--checkpointing_steps", "2")],
+                               cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while not checkpoints.complete_checkpoints(out) and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, stderr[-3000:]
+    assert "Interrupted at step" in stderr and "--resume_from_checkpoint latest" in stderr
+    assert "Traceback" not in stderr
+    assert checkpoints.resolve("latest", out) is not None
 
 
 def test_two_processes_share_the_data_and_save_once(workdir, tmp_path_factory):
@@ -242,3 +270,13 @@ def test_defaults_parse_and_quick_caps(monkeypatch):
     monkeypatch.setenv("COURSE_QUICK", "")
     args = train_args.parse_args(["--max_train_steps", "9"])
     assert args.max_train_steps == 9 and args.max_train_samples is None and args.quick_caps == []
+
+
+def test_a_hub_name_is_not_taken_for_a_folder(capsys):
+    from course_utils.train import load_images
+
+    args = train_args.parse_args(["--dataset_name", "huggan/smithsonian_butterflies_subset", "--resolution", "16",
+                                  "--max_train_samples", "8"])
+    data = load_images(args)  # offline: the stand-in, not "folder does not exist"
+    assert data.images.shape == (8, 3, 16, 16) and data.source.startswith("offline")
+    assert "Offline: using the drawn butterflies stand-in" in capsys.readouterr().out
