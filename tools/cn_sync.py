@@ -12,7 +12,9 @@ How a Chinese notebook relates to its English twin:
 
 * Code cells are the same code in the same order. Only comments may differ (be translated);
   text that the code prints is shared and stays English. ``sync`` copies every code cell from
-  English, keeping the Chinese cell when its code minus comments is unchanged.
+  English, keeping the Chinese cell when its code minus comments is unchanged. Each Chinese code
+  cell records the English source it follows (same metadata as below); when only the English
+  comments change, lines whose English is unchanged keep their Chinese, the others become English.
 * Markdown cells sit in the same places. Each one records, in its cell metadata, the English
   text it translates::
 
@@ -204,6 +206,16 @@ def _placeholder(en_cell, old_cn=None, first=False):
     return cell
 
 
+def _merge_comments(en_new: str, en_old: str | None, cn_old: str) -> str:
+    """The new English code cell, with the Chinese version of every line whose English did not
+    change (a comment translation keeps the lines, so old English line i is Chinese line i)."""
+    if en_old is None or len(en_old.splitlines()) != len(cn_old.splitlines()):
+        return en_new
+    chinese = dict(zip(en_old.splitlines(), cn_old.splitlines()))
+    merged = "\n".join(chinese.get(line, line) for line in en_new.splitlines())
+    return merged if code_key(merged) == code_key(en_new) else en_new
+
+
 def sync(en_nb, cn_nb, label: str = "") -> tuple:
     """Return the updated Chinese notebook and a list of (is_problem, message) about it."""
     report, cells = [], []
@@ -227,13 +239,15 @@ def sync(en_nb, cn_nb, label: str = "") -> tuple:
                 say(True, e, c, "new code cell; copied from English")
             elif code_key(cn.source) != code_key(en.source):
                 say(True, e, c, "the code changed; copied from English (translate its comments again if you like)")
+            elif translation_meta(cn).get("source_sha") in (None, source_sha(en.source)) or cn.source == en.source:
+                new.source = cn.source  # same English code and comments: keep the Chinese comments
             else:
-                new.source = cn.source
-                if translation_meta(cn).get("source_sha") not in (None, source_sha(en.source)) and cn.source != en.source:
-                    say(False, e, c, "note: only the English comments changed; the Chinese comments were kept")
+                new.source = _merge_comments(en.source, translation_meta(cn).get("source"), cn.source)
+                say(False, e, c, "note: only the English comments changed; lines whose English is unchanged kept "
+                                 "their Chinese comments, the others are English now")
             if cn is not None and (cn.get("outputs") or cn.get("execution_count") is not None):
                 say(True, e, c, "outputs were stored; stripped")
-            new.metadata["translation"] = {"source_sha": source_sha(en.source)}
+            new.metadata["translation"] = {"source_sha": source_sha(en.source), "source": en.source}
             cells.append(new)
         elif en.cell_type == "markdown":
             meta = translation_meta(cn) if cn is not None else {}
