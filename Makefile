@@ -6,7 +6,7 @@ VENV   ?= .venv
 TORCH  ?= torch
 BIN     = $(VENV)/bin
 
-.PHONY: setup course test benchmark clean
+.PHONY: setup course test benchmark cn-status clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ test: setup                 ## the whole test suite, notebooks included, in quic
 
 benchmark: setup            ## speed figures (not tests)
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
+
+cn-status: setup            ## which Chinese notebook cells need attention after an English change
+	$(BIN)/python tools/cn_sync.py --check
 
 clean:
 	rm -rf $(VENV) .pytest_cache
