@@ -212,3 +212,13 @@ def test_markdown_parts_find_what_must_stay_untouched():
     assert len(parts["fences"]) == 1 and "note" not in parts["prose"]
     assert cn_sync.has_prose("See the docs.") and not cn_sync.has_prose("![img](https://x.org/p.png)\n\n$$a$$")
     assert cn_sync._canonical_url("notebooks/01_x_CN.ipynb") == "notebooks/01_x.ipynb"
+
+
+def test_sync_keeps_chinese_comments_of_unchanged_lines_when_only_english_comments_change():
+    en = _nb(("code", "c", "# setup\nx = 1  # one\ny = 2"))
+    cn, _ = cn_sync.sync(en, None)
+    cn.cells[0].source = "# 准备\nx = 1  # 一\ny = 2"
+    en.cells[0].source = "# setup\n# a new commented-out line: z = 3\nx = 1  # one, changed\ny = 2"
+    synced, report = cn_sync.sync(en, cn)
+    assert synced.cells[0].source == "# 准备\n# a new commented-out line: z = 3\nx = 1  # one, changed\ny = 2"
+    assert not [m for problem, m in report if problem] and any("comments changed" in m for _, m in report)
