@@ -22,7 +22,6 @@ after step N, ``kill-in-checkpoint:N`` half-way through writing checkpoint N.
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
 import io
 import json
@@ -42,6 +41,7 @@ from tqdm.auto import tqdm
 from . import checkpoints
 from .batches import BatchIterator
 from .train_args import parse_args
+from .train_outputs import LossLog, ema_weights, push, save_pipeline, save_samples
 
 
 class UsageError(Exception):
@@ -236,114 +236,6 @@ def update(run: Run, micro_batches: list[torch.Tensor], step: int) -> torch.Tens
     return torch.stack(losses).mean()
 
 
-class LossLog:
-    """logs/loss.csv (always) and TensorBoard (when on); losses are gathered every few steps, not every step."""
-
-    FIELDS = ["step", "epoch", "loss", "lr"]
-
-    def __init__(self, run: Run):
-        self.run, self.pending = run, []
-        self.path = Path(run.args.output_dir) / "logs" / "loss.csv"
-        if run.accelerator.is_main_process:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            kept = []
-            if run.global_step and self.path.exists():  # resuming: drop rows the checkpoint does not cover
-                with self.path.open(newline="") as file:
-                    kept = [row for row in csv.DictReader(file) if int(row["step"]) <= run.global_step]
-            with self.path.open("w", newline="") as file:
-                writer = csv.DictWriter(file, self.FIELDS)
-                writer.writeheader()
-                writer.writerows(kept)
-        self.last = None
-
-    def add(self, step: int, epoch: int, loss: torch.Tensor, lr: float) -> None:
-        self.pending.append((step, epoch, loss, lr))
-
-    def flush(self) -> float | None:
-        """Average the pending losses over processes (every process must call this) and write them."""
-        if not self.pending:
-            return self.last
-        accelerator = self.run.accelerator
-        losses = accelerator.reduce(torch.stack([p[2] for p in self.pending]), "mean").tolist()
-        rows = [dict(step=s, epoch=e, loss=f"{l:.6f}", lr=f"{lr:.6g}") for (s, e, _, lr), l in zip(self.pending, losses)]
-        self.pending, self.last = [], losses[-1]
-        if accelerator.is_main_process:
-            with self.path.open("a", newline="") as file:
-                csv.DictWriter(file, self.FIELDS).writerows(rows)
-            for row, loss in zip(rows, losses):
-                accelerator.log({"loss": loss, "lr": float(row["lr"])}, step=row["step"])
-        return self.last
-
-
-@contextlib.contextmanager
-def ema_weights(run: Run):
-    """Swap the EMA weights into the model for a while (sampling, saving); a no-op without EMA."""
-    if run.ema is None:
-        yield
-        return
-    parameters = list(run.accelerator.unwrap_model(run.model).parameters())
-    run.ema.store(parameters)
-    run.ema.copy_to(parameters)
-    try:
-        yield
-    finally:
-        run.ema.restore(parameters)
-
-
-def make_pipeline(run: Run):
-    """A DDPMPipeline around the model being trained (with a copy of the noise scheduler)."""
-    from diffusers import DDPMPipeline, DDPMScheduler
-
-    unet = run.accelerator.unwrap_model(run.model)
-    return DDPMPipeline(unet=unet, scheduler=DDPMScheduler.from_config(run.noise_scheduler.config))
-
-
-def save_samples(run: Run, epoch: int) -> Path:
-    """A grid of ``--eval_batch_size`` samples as samples/epoch-<n>.png (main process)."""
-    from .plotting import show_images
-
-    args = run.args
-    pipeline = make_pipeline(run)
-    pipeline.set_progress_bar_config(desc="Sampling", leave=False)
-    with ema_weights(run), run.accelerator.autocast():
-        images = pipeline(batch_size=args.eval_batch_size, generator=torch.Generator().manual_seed(args.seed),
-                          num_inference_steps=args.ddpm_num_inference_steps, output_type="np").images
-    grid = show_images(torch.from_numpy(images).permute(0, 3, 1, 2), nrow=math.ceil(math.sqrt(len(images))),
-                       value_range=(0, 1))
-    path = Path(args.output_dir) / "samples" / f"epoch-{epoch:04d}.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    grid.save(path)
-    return path
-
-
-def save_pipeline(run: Run) -> None:
-    """The pipeline (EMA weights when EMA is on) with ``save_pretrained``: safetensors (main process)."""
-    with ema_weights(run):
-        make_pipeline(run).save_pretrained(run.args.output_dir, safe_serialization=True)
-
-
-def write_model_card(run: Run, repo_id: str) -> None:
-    """A short README.md for the Hub: what was trained on what, and how to load it."""
-    a = run.args
-    text = f"""---
-library_name: diffusers
-tags: [pytorch, diffusers, unconditional-image-generation, diffusion-models-class]
----
-# {repo_id}
-
-A DDPM trained with the diffusion course's `course_utils.train` on {run.source}
-({run.num_images} images at {a.resolution} px) for {run.global_step} optimizer steps.
-
-```python
-from diffusers import DDPMPipeline
-
-pipeline = DDPMPipeline.from_pretrained("{repo_id}")
-image = pipeline().images[0]
-```
-"""
-    (Path(a.output_dir) / "README.md").write_text(text)
-
-
 def _log_rank(run: Run, digest: str) -> None:
     path = Path(run.args.output_dir) / "logs" / f"rank{run.accelerator.process_index}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -360,7 +252,7 @@ def train(run: Run, repo_id: str | None = None) -> None:
     log = LossLog(run)
     first_epoch, skip = divmod(run.global_step, run.updates_per_epoch)
     progress = tqdm(total=run.max_train_steps, initial=run.global_step, disable=not main, desc="Training", unit="step")
-    started, start_step = time.perf_counter(), run.global_step
+    started, start_step, other_seconds = time.perf_counter(), run.global_step, 0.0
     for epoch in range(first_epoch, run.num_epochs):
         run.batches.generator.manual_seed(keyed_seed(args.seed, accelerator.process_index, "epoch", epoch))
         group, last_batch = [], len(run.batches) - 1
@@ -370,31 +262,36 @@ def train(run: Run, repo_id: str | None = None) -> None:
             group.append(clean)
             if len(group) < accumulation and i < last_batch:
                 continue
+            lr = run.lr_scheduler.get_last_lr()[0]  # the rate this step uses
             loss = update(run, group, run.global_step)
             group = []
             run.global_step += 1
-            log.add(run.global_step, epoch, loss, run.lr_scheduler.get_last_lr()[0])
+            log.add(run.global_step, epoch, loss, lr)
             progress.update(1)
             if run.global_step % 10 == 0 or run.global_step % args.checkpointing_steps == 0:
                 progress.set_postfix(loss=f"{log.flush():.4f}")
             if run.global_step % args.checkpointing_steps == 0:
+                paused = time.perf_counter()
                 path = checkpoints.save(accelerator, output_dir, run.global_step,
                                         dict(global_step=run.global_step, epoch=epoch, layout=_layout(run),
                                              args={k: v for k, v in vars(args).items() if k != "resume_path"}),
                                         args.checkpoints_total_limit, _fault("kill-in-checkpoint", run.global_step))
                 if main:
                     progress.write(f"Saved {path}")
+                other_seconds += time.perf_counter() - paused
             if fault := _fault("kill-after-step", run.global_step):
                 fault()
             if run.global_step >= run.max_train_steps:
                 break
         done = run.global_step >= run.max_train_steps
         log.flush()
+        paused = time.perf_counter()
         if main and ((epoch + 1) % args.save_images_epochs == 0 or done):
             progress.write(f"Saved samples: {save_samples(run, epoch + 1)}")
         if main and ((epoch + 1) % args.save_model_epochs == 0 or done):
             save_pipeline(run)
         accelerator.wait_for_everyone()
+        other_seconds += time.perf_counter() - paused
         if done:
             break
     progress.close()
@@ -402,18 +299,14 @@ def train(run: Run, repo_id: str | None = None) -> None:
     steps = run.global_step - start_step
     if main:
         images = steps * args.train_batch_size * accumulation * accelerator.num_processes
-        print(f"Trained {steps} steps in {seconds:.1f} s ({images / max(seconds, 1e-9):.1f} images/s, "
-              f"all processes); pipeline saved in {output_dir}", flush=True)
+        training = max(seconds - other_seconds, 1e-9)
+        print(f"Trained {steps} steps in {training:.1f} s ({images / training:.1f} images/s, all processes; "
+              f"{other_seconds:.1f} s more for samples and saving); pipeline saved in {output_dir}", flush=True)
     if args.log_data_indices:
         with ema_weights(run):
             _log_rank(run, weights_digest(accelerator.unwrap_model(run.model).state_dict()))
     if main and repo_id is not None:
-        from huggingface_hub import upload_folder
-
-        write_model_card(run, repo_id)
-        upload_folder(repo_id=repo_id, folder_path=output_dir, commit_message=f"Training: {run.global_step} steps",
-                      ignore_patterns=["checkpoint-*", ".checkpoint-*", "logs/rank*"])
-        print(f"Pushed to https://huggingface.co/{repo_id}", flush=True)
+        push(run, repo_id)
     accelerator.end_training()
 
 
