@@ -313,7 +313,12 @@ def train(run: Run, repo_id: str | None = None) -> None:
 def _create_repo(args) -> str:
     from huggingface_hub import create_repo
 
-    return create_repo(args.hub_model_id, exist_ok=True, private=args.hub_private_repo).repo_id
+    try:
+        return create_repo(args.hub_model_id, exist_ok=True, private=args.hub_private_repo).repo_id
+    except Exception as error:  # bad name, a read-only token, no network: say so before training
+        raise UsageError(f"Could not create the Hub repository {args.hub_model_id!r} "
+                         f"({type(error).__name__}: {str(error).splitlines()[0][:300]}). Check --hub_model_id "
+                         "and that your token can write.") from error
 
 
 def _raise_interrupt(signum, frame):
