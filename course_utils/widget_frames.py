@@ -47,14 +47,14 @@ def to_uint8(x: torch.Tensor, value_range: tuple[float, float]) -> torch.Tensor:
     return (to_unit_range(x, value_range) * 255).round().to(torch.uint8)
 
 
-def display_scale(height: int) -> int:
-    """How much to enlarge images of this height so a tile is about 96 px (32 px -> 3x)."""
-    return max(1, round(96 / height))
+def display_scale(height: int, tile: int = 96) -> int:
+    """How much to enlarge images of this height so a tile is about ``tile`` px (32 px -> 3x)."""
+    return max(1, round(tile / height))
 
 
-def grid_image(frame: torch.Tensor, scale: int | None = None, nrow: int = GRID_COLUMNS) -> Image.Image:
-    """One stored uint8 frame (N, C, H, W) as the PIL grid a widget shows."""
-    scale = display_scale(frame.shape[-2]) if scale is None else scale
+def grid_image(frame: torch.Tensor, scale: int | None = None, nrow: int = GRID_COLUMNS, tile: int = 96) -> Image.Image:
+    """One stored uint8 frame (N, C, H, W) as the PIL grid a widget shows, tiles about ``tile`` px."""
+    scale = display_scale(frame.shape[-2], tile) if scale is None else scale
     return show_images(frame.float() / 255, nrow=nrow, value_range=(0.0, 1.0), scale=scale)
 
 
@@ -139,7 +139,7 @@ def noised_frames(scheduler, x0: torch.Tensor, noise: torch.Tensor, timesteps, c
     n = x0.shape[0]
     per_chunk = max(1, chunk // n)
     out = torch.empty((len(timesteps), *x0.shape), dtype=torch.uint8)
-    for start in range(0, len(timesteps), per_chunk):
+    for start in tqdm(range(0, len(timesteps), per_chunk), desc="x_t frames", delay=1, leave=False):
         ts = timesteps[start:start + per_chunk]
         xt = scheduler.add_noise(x0.repeat(len(ts), 1, 1, 1), noise.repeat(len(ts), 1, 1, 1), ts.repeat_interleave(n))
         out[start:start + len(ts)] = to_uint8(xt, (-1.0, 1.0)).view(len(ts), *x0.shape)

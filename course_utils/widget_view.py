@@ -37,6 +37,7 @@ class FrameWidget:
 
     panel_titles: list[str] = []
     has_plot = False
+    tile = 96  # px per image in the live view: three panels of 4 x 96 px would not fit side by side
 
     def _build(self, controls=()):
         """Create the ipywidgets UI (call once the subclass's frames exist)."""
@@ -71,7 +72,7 @@ class FrameWidget:
 
     def panel_images(self, i: int) -> list[Image.Image]:
         """The panels of frame ``i`` as the PIL grids the live view shows."""
-        return [grid_image(frame) for frame in self.panel_frames(i)]
+        return [grid_image(frame, tile=self.tile) for frame in self.panel_frames(i)]
 
     def caption(self, i: int, plain: bool = False) -> str:
         raise NotImplementedError

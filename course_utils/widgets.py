@@ -184,6 +184,7 @@ class ModelViewWidget(FrameWidget):
     """x_t, the predicted noise and the predicted x0 per timestep; see ``model_view_widget``."""
 
     panel_titles = ["x_t", "predicted noise", "predicted x0"]
+    tile = 64
 
     def __init__(self, model, scheduler, x0: torch.Tensor, device=None, seed: int = 0,
                  num_frames: int | None = None):

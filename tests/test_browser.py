@@ -132,7 +132,7 @@ def page():
             browser.close()
 
 
-def test_widget_runs_live_in_jupyterlab(lab, page, tmp_path):
+def test_widget_runs_live_in_jupyterlab(page, lab, tmp_path):  # browser first: a skip starts no server
     try:
         _check_widget(lab, page, tmp_path)
     except Exception:
@@ -172,7 +172,12 @@ def _check_widget(lab, page, tmp_path):
     page.click("li.lm-Menu-item:has-text('Run All Cells')")
 
     label = page.locator(".jp-OutputArea-output .widget-label", has_text="t =")
-    label.wait_for()
+    error = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']", has_text="Error")
+    deadline = time.monotonic() + 60
+    while not label.count():  # fail fast, with the traceback, when a cell raises
+        assert not error.count(), "a notebook cell failed:\n" + "\n".join(error.all_inner_texts())
+        assert time.monotonic() < deadline, "the widget never appeared"
+        time.sleep(0.2)
     image = page.locator(".jp-OutputArea-output .widget-vbox .widget-image").first
     image.wait_for()
     # JupyterLab rendered the live widget, not the static PNG strip beside it in the bundle

@@ -194,10 +194,10 @@ def test_model_view_predictions_and_no_rerun(scheduler, x0):
             eps = model.eval().unet(x_t, ts).sample
         ab = scheduler.alphas_cumprod[t]
         pred_x0 = (x_t - (1 - ab).sqrt() * eps) / ab.sqrt()
-        shown = w.shown_images()
-        same_picture(shown[0], shown_as(x_t, (-1, 1)))
-        same_picture(shown[1], shown_as(eps, (-2, 2)), tolerance=1)
-        same_picture(shown[2], shown_as(pred_x0, (-1, 1)), tolerance=1)
+        shown = w.shown_images()  # three panels: 2x tiles, so they fit side by side
+        same_picture(shown[0], shown_as(x_t, (-1, 1), scale=2))
+        same_picture(shown[1], shown_as(eps, (-2, 2), scale=2), tolerance=1)
+        same_picture(shown[2], shown_as(pred_x0, (-1, 1), scale=2), tolerance=1)
         assert f"√ᾱ = {float(ab) ** 0.5:.3f}" in w.label.value
     assert model.calls == calls, "moving the slider must not run the model"
 
