@@ -13,11 +13,11 @@ from .plotting import make_grid
 
 
 def plot_panels(panels: dict, ncols: int = 1, value_range: tuple[float, float] | None = (0.0, 1.0), nrow: int = 8,
-                cmap: str = "Greys", panel_width: float = 12.0):
+                cmap: str = "gray", panel_width: float = 12.0):
     """Titled image grids, one per entry of ``panels`` (title -> batch), ``ncols`` per row.
 
     A value may also be ``(batch, value_range)`` to override ``value_range`` for that panel.
-    ``value_range`` (low, high) maps low to white and high to black with ``cmap="Greys"``
+    ``value_range`` (low, high) maps low to black and high to white with ``cmap="gray"``
     (values outside are clipped by the colour map); None lets each panel span its own range.
     Returns the matplotlib figure.
     """
