@@ -88,16 +88,18 @@ class FrameWidget:
         if i not in self._cache:
             if len(self._cache) >= CACHE_SIZE:
                 self._cache.clear()
-            self._cache[i] = [png_bytes(img) for img in self.panel_images(i)]
+            plot = [png_bytes(self.plot_image(i))] if self.plot is not None else []
+            self._cache[i] = [png_bytes(img) for img in self.panel_images(i)] + plot
         return self._cache[i]
 
     def refresh(self):
         """Show the frame the slider points at (called on every slider move)."""
         i = self.frame_index()
-        for image, data in zip(self.images, self._encoded(i)):
+        encoded = self._encoded(i)
+        for image, data in zip(self.images, encoded):
             image.value = data
         if self.plot is not None:
-            self.plot.value = png_bytes(self.plot_image(i))
+            self.plot.value = encoded[-1]
         self.label.value = self.caption(i)
 
     def shown_images(self) -> list[Image.Image]:
@@ -115,7 +117,7 @@ class FrameWidget:
 
     def static_png(self) -> bytes:
         """The static strip, PNG-encoded."""
-        return png_bytes(self.static_image())
+        return png_bytes(self.static_image(), compress_level=6)
 
     def __repr__(self) -> str:
         return (f"<{type(self).__name__}: {self.n_frames} frames; "
