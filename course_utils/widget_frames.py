@@ -224,9 +224,13 @@ def corruption_frames(model, x: torch.Tensor, amounts, corrupt_fn, device, seed:
 
 
 def guess_value_range(tensors) -> tuple[float, float]:
-    """(-1, 1) if any value is clearly negative, else (0, 1): the two conventions of the unit."""
+    """(-1, 1) if any value is below -0.5, else (0, 1): the two conventions of the unit.
+
+    Not "any negative value": the from-scratch BasicUNet ends in a SiLU, so its [0, 1]
+    predictions dip to -0.28, while a DDPM run starts from Gaussian noise far below -0.5.
+    """
     low = min(float(t.min()) for t in tensors)
-    return (-1.0, 1.0) if low < -0.05 else (0.0, 1.0)
+    return (-1.0, 1.0) if low < -0.5 else (0.0, 1.0)
 
 
 def label_font(size: int = 13):

@@ -236,7 +236,7 @@ class TrajectoryWidget(FrameWidget):
             if len(steps) != len(xs):
                 raise ValueError(f"steps must label each of the {len(xs)} recorded steps, got {len(steps)}")
         self.steps = steps
-        self.value_range = tuple(value_range) if value_range else guess_value_range(xs[-1:] + (preds or []))
+        self.value_range = tuple(value_range) if value_range else guess_value_range(xs + (preds or []))
         self.frames = {"x_t": torch.stack([to_uint8(x, self.value_range) for x in xs])}
         if preds is not None:
             self.frames["pred_x0"] = torch.stack([to_uint8(x, self.value_range) for x in preds])

@@ -232,6 +232,8 @@ def test_trajectory_widget_guesses_unit_range_and_takes_one_list():
     xs = [torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(i)) for i in range(4)]
     w = cu.trajectory_widget(xs)
     assert w.value_range == (0.0, 1.0) and len(w.images) == 1
+    silu_preds = [x - 0.27 for x in xs]  # BasicUNet ends in a SiLU: [0, 1] outputs dip to -0.28
+    assert cu.trajectory_widget(xs, silu_preds).value_range == (0.0, 1.0)
     w.slider.value = 2
     same_picture(w.shown_images()[0], shown_as(xs[2], (0, 1)))
     assert w.label.value == "step 3/4"
