@@ -166,3 +166,20 @@ def test_training_loop_lowers_the_loss(nb, monkeypatch):
     assert len(losses) == 25
     first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
     assert last < 0.7 * first, (first, last)
+
+
+def test_sample_quality_benchmark_follows_the_notebook(nb):
+    """benchmarks/mnist_sample_quality.py runs the notebook's cells up to its 40-step sampler."""
+    import importlib.util
+
+    path = NOTEBOOK.parents[1] / "benchmarks" / "mnist_sample_quality.py"
+    spec = importlib.util.spec_from_file_location("mnist_sample_quality", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    last = cell_with(nb, bench.LAST_CELL_MARK)
+    assert "samples = x.cpu()" in last and "n_steps = 40" in last
+    x = torch.rand(6, 1, 28, 28)
+    shifted = bench.shift(x, torch.Generator().manual_seed(0))
+    assert shifted.shape == x.shape
+    result = bench.verdict(bench.make_classifier().eval(), x)
+    assert result["n"] == 6 and sum(result["counts"]) == 6 and 0 <= result["confident"] <= 6
