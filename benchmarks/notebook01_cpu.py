@@ -66,6 +66,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None, help="where to write the executed notebook and PNGs")
     parser.add_argument("--timeout", type=int, default=3600, help="per-cell timeout in seconds")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads in the kernel (OMP_NUM_THREADS). On a machine shared with other "
+                             "busy processes, 1 avoids the threads waiting on each other (a 2-thread step can "
+                             "take several times longer than a 1-thread one there).")
     args = parser.parse_args(argv)
     out = args.out or Path(tempfile.mkdtemp(prefix="nb01-cpu-"))
     out.mkdir(parents=True, exist_ok=True)
@@ -74,6 +78,8 @@ def main(argv=None) -> int:
     minutes = stated_minutes(nb)
     os.environ.update(HF_HUB_OFFLINE="1", CUDA_VISIBLE_DEVICES="")
     os.environ.pop("COURSE_QUICK", None)
+    if args.threads:
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)
     workdir = out / "run"  # the notebook writes my-pipeline/ and my-train-output/ next to itself
     workdir.mkdir(exist_ok=True)
 
@@ -93,7 +99,8 @@ def main(argv=None) -> int:
             print(f"{cell.id:20s} {seconds if seconds is not None else float('nan'):8.1f}")
     pictures = save_pngs(next(c for c in nb.cells if c.id == "pipeline"), out)
     print(f"wall time {wall / 60:.1f} min, kernel CPU time {cpu / 60:.1f} min "
-          f"({os.cpu_count()} cores, load average now {os.getloadavg()[0]:.1f})")
+          f"({os.cpu_count()} cores, kernel threads {args.threads or 'default'}, "
+          f"load average now {os.getloadavg()[0]:.1f})")
     print(f"samples: {', '.join(map(str, pictures)) or 'none'}")
     verdict = "PASS" if wall <= 60 * minutes * 1.25 else "MISS"
     print(f"{verdict}: full-size CPU run in {wall / 60:.1f} min; the notebook states about {minutes} min "
