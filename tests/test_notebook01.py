@@ -174,7 +174,7 @@ def test_sizes_stated_in_the_text_are_the_code_s(cells):
     assert f"{steps} sampling steps\n  instead of 1000" in title
     assert "makes 30 passes (epochs)" in cells["training-md"].source
     assert f"on a CPU with {steps}, which" in cells["generate-md"].source
-    assert "batch_size = 64" in cells["batches"].source and "mini-batches of 64 images" in cells["batches-md"].source
+    assert "batch_size = cu.pick(full=64, quick=" in cells["batches"].source and "mini-batches of 64 images" in cells["batches-md"].source
     assert "lr=4e-4" in cells["training"].source and "learning rate of 4e-4" in cells["training-md"].source
     assert "peek_steps = cu.pick(full=1000 if ON_GPU else" in cells["peek"].source
     assert STANDIN_BUTTERFLIES == 1000 and "1000 colourful" in cells["data-md"].source
