@@ -47,7 +47,18 @@ def _timestep_slider(timesteps: list[int], value: int | None = None):
                              description="t", continuous_update=True)
 
 
-class ForwardProcessWidget(FrameWidget):
+class _OverTimesteps(FrameWidget):
+    """A frame widget whose slider picks one of ``self.timesteps``."""
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.timesteps)
+
+    def frame_index(self) -> int:
+        return self.timesteps.index(self.slider.value)
+
+
+class ForwardProcessWidget(_OverTimesteps):
     """x_t for every timestep of a scheduler, with fixed noise; see ``forward_process_widget``."""
 
     panel_titles = ["x_t"]
@@ -63,13 +74,6 @@ class ForwardProcessWidget(FrameWidget):
         self.schedule_plot = SchedulePlot(scheduler.alphas_cumprod)
         self.slider = _timestep_slider(self.timesteps)
         self._build()
-
-    @property
-    def n_frames(self) -> int:
-        return len(self.timesteps)
-
-    def frame_index(self) -> int:
-        return self.timesteps.index(self.slider.value)
 
     def panel_frames(self, i):
         return [self.frames["x_t"][i]]
@@ -180,7 +184,7 @@ class CorruptionWidget(FrameWidget):
         return f"amount={self.amounts[i]:.2f}" if plain else f"amount = {self.amounts[i]:.2f}"
 
 
-class ModelViewWidget(FrameWidget):
+class ModelViewWidget(_OverTimesteps):
     """x_t, the predicted noise and the predicted x0 per timestep; see ``model_view_widget``."""
 
     panel_titles = ["x_t", "predicted noise", "predicted x0"]
@@ -203,13 +207,6 @@ class ModelViewWidget(FrameWidget):
         self.frames = model_view_frames(model, scheduler, self.x0, self.noise, self.timesteps, device)
         self.slider = _timestep_slider(self.timesteps)
         self._build()
-
-    @property
-    def n_frames(self) -> int:
-        return len(self.timesteps)
-
-    def frame_index(self) -> int:
-        return self.timesteps.index(self.slider.value)
 
     def x_t(self, i: int) -> torch.Tensor:
         """x_t of frame ``i`` as uint8, recomputed (cheap) rather than stored."""
