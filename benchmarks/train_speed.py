@@ -13,8 +13,8 @@ The ratio script / notebook should be close to 1: the script adds features, not 
 ``--original`` (for a GPU): the original course's code path - every full-size JPEG decoded and resized
 per sample by a DataLoader (``num_workers=0``), the butterflies model in fp32 - against the script in
 ``--mixed_precision`` (bf16 by default), and the 30-epoch time of each on 1000 butterflies (target: the
-script 10x faster). The JPEGs are a stand-in of the Smithsonian photographs (drawn butterflies upscaled to
-1600x1200 with grain, JPEG quality 90, ~230 KB each) written once to the course cache. This needs a
+script 10x faster). The JPEGs are a stand-in of the Smithsonian photographs written once to the course cache by
+``benchmarks/data_pipeline.py``'s ``standin_folder`` (drawn butterflies at 1600x1200, JPEG quality 90). This needs a
 GPU to mean anything; on a CPU both are compute-bound and it only checks that the mode runs.
 
 Run: ``python benchmarks/train_speed.py`` (CPU preset, ~1-2 min on 2 cores),
@@ -29,17 +29,14 @@ import math
 import statistics
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 import course_utils as cu
-from course_utils import image_prep, train, train_args
-from course_utils.butterfly_art import draw_butterfly
+from course_utils import train, train_args
+# The original course's per-sample JPEG path and its stand-in photographs, shared with the data benchmark.
+from data_pipeline import original_loader, standin_folder
 
 TARGET_SPEEDUP = 10.0  # 30 epochs: the script (bf16, tensors on the GPU) vs the original course's path
 HUB_IMAGES = 1000  # images in huggan/smithsonian_butterflies_subset
@@ -103,46 +100,6 @@ class NotebookLoop:
 
 # --- The original course's data path (--original) ------------------------------------------------
 
-def standin_jpegs(count: int, width: int = 1600, height: int = 1200, quality: int = 90) -> Path:
-    """``count`` full-size stand-in photographs, written once under the course cache (tmp dir, then rename)."""
-    folder = image_prep.cache_dir() / "benchmark-jpegs" / f"train-speed-{count}-{width}x{height}-q{quality}"
-    if folder.is_dir():
-        return folder
-    print(f"Writing {count} stand-in JPEGs ({width}x{height}) to {folder} (once) ...", flush=True)
-    partial = Path(tempfile.mkdtemp(dir=folder.parent if folder.parent.exists() else None))
-
-    def write(i: int) -> None:
-        big = draw_butterfly(i, 256).resize((width, height), Image.Resampling.BICUBIC)
-        grain = np.random.default_rng(i).integers(-4, 5, size=(height, width, 3), dtype=np.int16)
-        pixels = np.clip(np.asarray(big, dtype=np.int16) + grain, 0, 255).astype(np.uint8)
-        Image.fromarray(pixels).save(partial / f"butterfly_{i:04d}.jpg", "JPEG", quality=quality)
-
-    with ThreadPoolExecutor() as pool:
-        list(pool.map(write, range(count)))
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    partial.rename(folder)
-    return folder
-
-
-class OriginalDataset(torch.utils.data.Dataset):
-    """The original's per-sample transform on every step: full-size decode, Resize, RandomHorizontalFlip,
-    ToTensor, Normalize([0.5], [0.5]) (PIL/numpy equivalents; torchvision is not needed)."""
-
-    def __init__(self, folder: Path, size: int):
-        self.files, self.size = image_prep.list_image_files(folder), size
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        with Image.open(self.files[index]) as img:
-            img = img.convert("RGB").resize((self.size, self.size), Image.Resampling.BILINEAR)
-        if torch.rand(()) < 0.5:
-            img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        x = torch.from_numpy(np.asarray(img, dtype=np.uint8).transpose(2, 0, 1).copy())
-        return x.float().div(255).sub(0.5).div(0.5)
-
-
 # --- Measurement -----------------------------------------------------------------------------------
 
 def interleaved(steps: int, warmup: int, device: torch.device, **paths) -> dict[str, list[float]]:
@@ -183,9 +140,7 @@ def main(argv=None) -> None:
         counter = iter(range(10 ** 9))
         paths = {"script": lambda: script_step(run, script_batches, next(counter))}
         if args.original:
-            folder = standin_jpegs(args.jpegs)
-            loader = torch.utils.data.DataLoader(OriginalDataset(folder, args.resolution), batch_size=args.batch_size,
-                                                 shuffle=True, num_workers=0, drop_last=True)
+            loader = original_loader(standin_folder(args.jpegs), args.batch_size, workers=0, size=args.resolution)
             baseline = NotebookLoop(args.preset, args.resolution, device, loader)
             label = "original (per-sample JPEG DataLoader, fp32)"
         else:
