@@ -119,20 +119,21 @@ def test_epochs_and_steps_quoted_in_the_text(nb, monkeypatch):
     steps = {}
     for n_images in (60_000, 5_000):
         epochs = eval(rhs, {"cu": cu, "max": max, "round": round}, {"data": range(n_images)})
-        steps[n_images] = (epochs, epochs * math.ceil(n_images / 128))
-    assert steps == {60_000: (3, 1407), 5_000: (36, 1440)}
+        steps[n_images] = (epochs, epochs * math.ceil(n_images / 32))
+    assert steps == {60_000: (3, 5625), 5_000: (36, 5652)}
     text = markdown(nb).replace("\n", " ")
-    assert "3 epochs of the 60,000 Hub images" in text and "1,407 steps of 128 images" in text
-    assert "36 epochs of 40 batches: 1,440 steps" in text
-    assert assignment(nb, "batch_size", "BatchIterator") == "cu.pick(full=128, quick=32)"
+    assert "3 epochs of the 60,000 Hub images" in text and "5,625 steps of 32 images" in text
+    assert "36 epochs of 157 batches: 5,652 steps" in text
+    assert "shuffled batches of 32 images" in text and "where the unit used 128" in text
+    assert assignment(nb, "batch_size", "BatchIterator") == "32"
 
 
 def test_unet2d_steps_quoted_in_the_text(nb, monkeypatch):
     monkeypatch.delenv("COURSE_QUICK", raising=False)
     rhs = assignment(nb, "unet_steps", "net2(noisy_x, 0)")
-    names = {"cu": cu, "losses": [0.0] * 1440}
+    names = {"cu": cu, "losses": [0.0] * 5652}
     assert eval(rhs, names, {"device": torch.device("cpu")}) == 60
-    assert eval(rhs, names, {"device": torch.device("cuda")}) == 1440
+    assert eval(rhs, names, {"device": torch.device("cuda")}) == 5652
     assert "train it for 60 steps" in markdown(nb).replace("\n", " ")
 
 
@@ -178,6 +179,7 @@ def test_sample_quality_benchmark_follows_the_notebook(nb):
     spec.loader.exec_module(bench)
     last = cell_with(nb, bench.LAST_CELL_MARK)
     assert "samples = x.cpu()" in last and "n_steps = 40" in last
+    assert bench.BATCH_SIZE_LINE in cell_with(nb, "BatchIterator")  # what --batch-size replaces
     x = torch.rand(6, 1, 28, 28)
     shifted = bench.shift(x, torch.Generator().manual_seed(0))
     assert shifted.shape == x.shape
