@@ -14,7 +14,8 @@ Launching: ``accelerate launch -m course_utils.train ...`` uses ``accelerate con
 machines); on several machines ``--output_dir`` must be a shared folder. Several processes on a CPU:
 ``ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 -m course_utils.train ...``
 (Accelerate's ``--cpu`` flag alone starts one process unless MPI is set up). Ctrl-C (or SIGTERM) stops
-cleanly with exit code 130 and says which checkpoint to resume from.
+cleanly at the end of the current step (a second Ctrl-C at once) with exit code 130 and says which
+checkpoint to resume from.
 
 ``COURSE_TRAIN_FAULT`` (tests only) kills the process the hard way: ``kill-after-step:N`` right
 after step N, ``kill-in-checkpoint:N`` half-way through writing checkpoint N.
@@ -253,6 +254,7 @@ def train(run: Run, repo_id: str | None = None) -> None:
     first_epoch, skip = divmod(run.global_step, run.updates_per_epoch)
     progress = tqdm(total=run.max_train_steps, initial=run.global_step, disable=not main, desc="Training", unit="step")
     started, start_step, other_seconds = time.perf_counter(), run.global_step, 0.0
+    _interrupts.deferred = True  # from here on, Ctrl-C stops between steps (see _Interrupts)
     for epoch in range(first_epoch, run.num_epochs):
         run.batches.generator.manual_seed(keyed_seed(args.seed, accelerator.process_index, "epoch", epoch))
         group, last_batch = [], len(run.batches) - 1
@@ -281,6 +283,7 @@ def train(run: Run, repo_id: str | None = None) -> None:
                 other_seconds += time.perf_counter() - paused
             if fault := _fault("kill-after-step", run.global_step):
                 fault()
+            _interrupts.check()
             if run.global_step >= run.max_train_steps:
                 break
         done = run.global_step >= run.max_train_steps
@@ -292,9 +295,11 @@ def train(run: Run, repo_id: str | None = None) -> None:
             save_pipeline(run)
         accelerator.wait_for_everyone()
         other_seconds += time.perf_counter() - paused
+        _interrupts.check()  # a Ctrl-C during the samples or the saving: stop before the next epoch (or the upload)
         if done:
             break
     progress.close()
+    _interrupts.deferred = False
     seconds = time.perf_counter() - started
     steps = run.global_step - start_step
     if main:
@@ -321,14 +326,40 @@ def _create_repo(args) -> str:
                          "and that your token can write.") from error
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
+class _Interrupts:
+    """Ctrl-C and SIGTERM, turned into a KeyboardInterrupt at a step boundary while training.
+
+    Raised straight from the signal handler, a KeyboardInterrupt lands wherever the main thread
+    happens to be, including a library's finalizer, where Python prints "Exception ignored" and
+    goes on training (a test once saw a Ctrl-C go unanswered for a minute). While ``deferred`` is
+    on, the first signal only sets ``requested`` and ``check()`` raises it after the current step;
+    a second signal raises at once.
+    """
+
+    def __init__(self):
+        self.deferred = self.requested = False
+
+    def handle(self, signum, frame):
+        if self.deferred and not self.requested:
+            self.requested = True
+            sys.stderr.write("\nStopping after this step (Ctrl-C again to stop at once).\n")
+            return
+        raise KeyboardInterrupt
+
+    def check(self):
+        if self.requested:
+            raise KeyboardInterrupt
+
+
+_interrupts = _Interrupts()
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the options, train, save; returns the exit code (0, 2 for a usage error, 130 if interrupted)."""
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _raise_interrupt)  # a cluster's polite kill: stop like Ctrl-C
+    _interrupts.__init__()
+    previous = {sig: signal.signal(sig, _interrupts.handle)  # SIGTERM, a cluster's polite kill: like Ctrl-C
+                for sig in (signal.SIGINT, signal.SIGTERM)}
     run = None
     try:
         run = setup(args)
@@ -359,6 +390,10 @@ def main(argv: list[str] | None = None) -> int:
                      if found else "no checkpoint was saved yet (see --checkpointing_steps)")
             print(f"\nInterrupted at step {run.global_step if run else 0}; {where}.", file=sys.stderr, flush=True)
         return 130
+    finally:
+        _interrupts.deferred = False
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0
 
 

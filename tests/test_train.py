@@ -16,7 +16,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from course_utils import checkpoints, train_args
+from course_utils import checkpoints, train, train_args
 from course_utils.train import weights_digest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -140,8 +140,22 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(workdir, tmp_path_factory):
             process.kill()
     assert process.returncode == 130, stderr[-3000:]
     assert "Interrupted at step" in stderr and "--resume_from_checkpoint latest" in stderr
+    assert "Stopping after this step" in stderr  # the loop stopped it between steps
     assert "Traceback" not in stderr
     assert checkpoints.resolve("latest", out) is not None
+
+
+def test_ctrl_c_while_training_waits_for_the_step_and_a_second_one_does_not():
+    interrupts = train._Interrupts()
+    with pytest.raises(KeyboardInterrupt):  # before the loop (set-up, data): at once
+        interrupts.handle(signal.SIGINT, None)
+    interrupts.deferred = True
+    interrupts.handle(signal.SIGINT, None)  # during a step: only noted
+    assert interrupts.requested
+    with pytest.raises(KeyboardInterrupt):  # a second Ctrl-C: at once
+        interrupts.handle(signal.SIGINT, None)
+    with pytest.raises(KeyboardInterrupt):  # the first one, at the end of the step
+        interrupts.check()
 
 
 def test_two_processes_share_the_data_and_save_once(workdir, tmp_path_factory):
