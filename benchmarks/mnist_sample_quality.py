@@ -193,13 +193,12 @@ def main(argv=None) -> int:
           f"{len(samples)} samples with {facts['n_steps']} steps; {facts['seconds']:.0f} s")
 
     result = verdict(classifier, samples)
-    rows = [("samples", result)]
-    rows += [(f"batch {i + 1}", verdict(classifier, b)) for i, b in enumerate(batches[1:], start=1)]
+    judged = [("samples", result)]  # the notebook's batch, then all batches together: the targets
     if len(batches) > 1:
-        rows.append((f"all {len(batches)} batches", verdict(classifier, torch.cat(batches))))
+        judged.append((f"all {len(batches)} batches", verdict(classifier, torch.cat(batches))))
+    more = [(f"batch {i}", verdict(classifier, b)) for i, b in enumerate(batches[1:], start=2)]
     noise = verdict(classifier, torch.rand(len(samples), 1, 28, 28, generator=torch.Generator().manual_seed(0)))
-    rows.append(("uniform noise", noise))
-    for name, r in rows:
+    for name, r in judged[:1] + more + judged[1:] + [("uniform noise", noise)]:
         print(f"{name:14s}: {r['confident']}/{r['n']} ({r['confident'] / r['n']:.0%}) classified with confidence >= "
               f"{CONFIDENT}, mean confidence {r['mean_confidence']:.2f}; digits present: "
               f"{sum(c > 0 for c in r['counts'])}/10, confidently: {len(r['confident_classes'])}/10; counts {r['counts']}")
@@ -208,7 +207,7 @@ def main(argv=None) -> int:
     print(f"Samples with the classifier's labels: {args.out}")
 
     targets = [("classifier held-out accuracy >= 97%", accuracy >= 0.97)]
-    for name, r in rows[:1] + rows[-2:-1] if len(batches) > 1 else rows[:1]:
+    for name, r in judged:
         targets += [
             (f"{name}: most (>= 50%) classified with confidence >= {CONFIDENT}", r["confident"] >= 0.5 * r["n"]),
             (f"{name}: all ten digits among the confident ones", len(r["confident_classes"]) == 10),

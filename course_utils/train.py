@@ -356,8 +356,9 @@ _interrupts = _Interrupts()
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the options, train, save; returns the exit code (0, 2 for a usage error, 130 if interrupted)."""
+    global _interrupts
     args = parse_args(argv)
-    _interrupts.__init__()
+    _interrupts = _Interrupts()  # nothing left over from an earlier call in this process
     previous = {sig: signal.signal(sig, _interrupts.handle)  # SIGTERM, a cluster's polite kill: like Ctrl-C
                 for sig in (signal.SIGINT, signal.SIGTERM)}
     run = None
@@ -391,7 +392,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nInterrupted at step {run.global_step if run else 0}; {where}.", file=sys.stderr, flush=True)
         return 130
     finally:
-        _interrupts.deferred = False
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0
