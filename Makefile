@@ -6,7 +6,10 @@ VENV   ?= .venv
 TORCH  ?= torch
 BIN     = $(VENV)/bin
 
-.PHONY: setup course test benchmark cn-status clean
+.PHONY: help setup course test lint benchmark cn-status clean
+
+help:                       ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:[^#]*## /\t/' | expand -t 14
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +26,9 @@ course: setup               ## open the course in JupyterLab (works offline on t
 
 test: setup                 ## the whole test suite, notebooks included, in quick mode
 	COURSE_QUICK=$${COURSE_QUICK-1} $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: setup                 ## ruff: pyflakes, pycodestyle and import order, notebooks included
+	$(BIN)/ruff check .
 
 benchmark: setup            ## speed figures (not tests)
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done

@@ -33,10 +33,11 @@ import time
 import torch
 import torch.nn.functional as F
 
-import course_utils as cu
-from course_utils import train, train_args
 # The original course's per-sample JPEG path and its stand-in photographs, shared with the data benchmark.
 from data_pipeline import original_loader, standin_folder
+
+import course_utils as cu
+from course_utils import train, train_args
 
 TARGET_SPEEDUP = 10.0  # 30 epochs: the script (bf16, tensors on the GPU) vs the original course's path
 HUB_IMAGES = 1000  # images in huggan/smithsonian_butterflies_subset

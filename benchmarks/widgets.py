@@ -28,8 +28,9 @@ def timed(fn, repeat: int = 1) -> float:
 
 
 def main(argv=None):
-    import course_utils as cu
     from diffusers import DDPMScheduler
+
+    import course_utils as cu
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=20, help="timesteps of the model view")

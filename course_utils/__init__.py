@@ -1,18 +1,42 @@
 """course_utils: the helpers both Unit 1 notebooks import.
 
-The lesson code (corrupting, training loops, sampling loops) stays in the notebooks; this
-package holds what would only distract there: devices and seeds, data loading, pictures,
-model presets, widgets and the training script (``python -m course_utils.train``).
+The lesson code (the corruption, the models the lesson builds, the training and sampling loops)
+stays in the notebooks; this package holds what would only distract there. One module a concern:
+
+- ``settings``: device, quick mode (``COURSE_QUICK``), per-device sizes (``pick``), seeds, env flags
+- ``data_sources``: butterflies and MNIST from the Hub, a folder, or the offline stand-ins
+  (``butterfly_art`` draws the butterflies; ``image_prep`` decodes and caches tensors)
+- ``batches``: shuffled, flipped mini-batches on the training device
+- ``models``: ``BasicUNet`` and the ``UNet2DModel`` presets; ``corruption``: the linear ``corrupt``
+- ``plotting`` and ``scratch_figures``: image grids, schedule, loss and diagram figures
+- ``widgets`` (with ``widget_frames`` and ``widget_view``): the timestep sliders
+- ``source``: show a helper's code in a notebook; ``links``: the repository's one URL
+- ``train`` (with ``train_args``, ``checkpoints``, ``train_outputs``): the training script,
+  ``python -m course_utils.train`` or ``accelerate launch -m course_utils.train``
 """
 from .batches import BatchIterator
 from .corruption import corrupt
 from .data_sources import ImageData, hub_reachable, load_butterflies, load_mnist
-from .models import BasicUNet, UNET_PRESETS, butterflies_preset_for, count_parameters, make_unet, unet_config
+from .models import UNET_PRESETS, BasicUNet, butterflies_preset_for, count_parameters, make_unet, unet_config
 from .plotting import image_grid, make_grid, plot_losses, plot_schedule, schedule_curves, show_images
 from .scratch_figures import draw_basic_unet, plot_panels
-from .settings import get_device, is_quick, pick, seed_everything
+from .settings import env_flag, get_device, is_quick, pick, seed_everything
 from .source import show_source
-from .widgets import (corruption_widget, forward_process_widget, model_view_widget, schedule_explorer,
-                      trajectory_widget)
+from .widgets import (
+    corruption_widget,
+    forward_process_widget,
+    model_view_widget,
+    schedule_explorer,
+    trajectory_widget,
+)
+
+__all__ = [
+    "BatchIterator", "corrupt", "ImageData", "hub_reachable", "load_butterflies", "load_mnist",
+    "UNET_PRESETS", "BasicUNet", "butterflies_preset_for", "count_parameters", "make_unet", "unet_config",
+    "image_grid", "make_grid", "plot_losses", "plot_schedule", "schedule_curves", "show_images",
+    "draw_basic_unet", "plot_panels", "env_flag", "get_device", "is_quick", "pick", "seed_everything",
+    "show_source", "corruption_widget", "forward_process_widget", "model_view_widget", "schedule_explorer",
+    "trajectory_widget",
+]
 
 __version__ = "0.1.0"

@@ -79,7 +79,8 @@ def _announce(message: str) -> None:
 
 def _load_hub_images(name: str, size: int, channels: int, crop: str, limit: int | None, config: str | None = None):
     """Images (uint8) and labels of a Hub data set's train split, through ``datasets``."""
-    from datasets import Image as ImageFeature, load_dataset
+    from datasets import Image as ImageFeature
+    from datasets import load_dataset
 
     dataset = load_dataset(name, config, split="train")
     if limit is not None:

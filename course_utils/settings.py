@@ -13,21 +13,43 @@ import torch
 _TRUE = {"1", "true", "yes", "on"}
 
 
+def env_flag(name: str) -> bool:
+    """True when the environment variable ``name`` says yes (``1``, ``true``, ``yes`` or ``on``,
+    in any case). The one reader of boolean flags such as ``COURSE_QUICK``, ``HF_HUB_OFFLINE`` and
+    ``ACCELERATE_USE_CPU``, so every flag accepts the same spellings."""
+    return os.environ.get(name, "").strip().lower() in _TRUE
+
+
 def is_quick() -> bool:
     """True when ``COURSE_QUICK`` is set: every notebook runs on a reduced step count.
 
     Used by both notebooks (set-up) and the training script. Quick mode changes sizes only,
     never which code runs, so CI and a curious reader exercise every cell in minutes.
     """
-    return os.environ.get("COURSE_QUICK", "").strip().lower() in _TRUE
+    return env_flag("COURSE_QUICK")
 
 
-def pick(full, quick):
-    """Return ``quick`` in quick mode and ``full`` otherwise.
+_MISSING = object()
 
-    Used wherever a notebook chooses a size: ``epochs = pick(full=30, quick=1)``.
+
+def pick(full=_MISSING, quick=_MISSING, *, gpu=_MISSING, cpu=_MISSING):
+    """Choose a size for this run: ``quick`` in quick mode, else ``gpu`` on a CUDA GPU and
+    ``cpu`` elsewhere; ``full`` stands for both when they are the same.
+
+    Used wherever a notebook chooses a size, in both notebooks:
+    ``epochs = pick(gpu=30, cpu=8, quick=1)`` or ``batch = pick(full=64, quick=16)``.
     """
-    return quick if is_quick() else full
+    if quick is _MISSING:
+        raise TypeError("pick() needs quick=: the size for quick mode (COURSE_QUICK=1)")
+    if full is not _MISSING and (gpu is not _MISSING or cpu is not _MISSING):
+        raise TypeError("pick() takes either full= or gpu= and cpu=, not both")
+    if full is _MISSING and (gpu is _MISSING or cpu is _MISSING):
+        raise TypeError("pick() needs full= (one size for every device) or both gpu= and cpu=")
+    if is_quick():
+        return quick
+    if full is not _MISSING:
+        return full
+    return gpu if torch.cuda.is_available() else cpu
 
 
 def get_device() -> torch.device:

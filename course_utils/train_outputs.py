@@ -42,7 +42,7 @@ class LossLog:
             return self.last
         accelerator = self.run.accelerator
         losses = accelerator.reduce(torch.stack([p[2] for p in self.pending]), "mean").tolist()
-        rows = [dict(step=s, epoch=e, loss=f"{l:.6f}", lr=f"{lr:.6g}") for (s, e, _, lr), l in zip(self.pending, losses)]
+        rows = [dict(step=s, epoch=e, loss=f"{loss:.6f}", lr=f"{lr:.6g}") for (s, e, _, lr), loss in zip(self.pending, losses)]
         self.pending, self.last = [], losses[-1]
         if accelerator.is_main_process:
             with self.path.open("a", newline="") as file:

@@ -13,8 +13,17 @@ import torch
 
 from .corruption import corrupt
 from .settings import pick
-from .widget_frames import (MAX_IMAGES, SchedulePlot, check_batch, corruption_frames,
-                            guess_value_range, model_view_frames, noised_frames, schedule_caption, to_uint8)
+from .widget_frames import (
+    MAX_IMAGES,
+    SchedulePlot,
+    check_batch,
+    corruption_frames,
+    guess_value_range,
+    model_view_frames,
+    noised_frames,
+    schedule_caption,
+    to_uint8,
+)
 from .widget_view import FrameWidget
 
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")

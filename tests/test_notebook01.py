@@ -263,7 +263,7 @@ def test_key_cells_run_without_diffusers_deprecations(cells, tmp_path, monkeypat
         for cell_id in ("shape", "train-scheduler", "training", "model-view", "pipeline", "save", "reload", "loop", "trajectory",
                         "share"):
             run(cell_id)
-    assert len(ns["losses"]) == ns["num_epochs"] * len(ns["train_batches"]) and all(l > 0 for l in ns["losses"])
+    assert len(ns["losses"]) == ns["num_epochs"] * len(ns["train_batches"]) and all(loss > 0 for loss in ns["losses"])
     assert len(ns["pipeline_output"].images) == 8
     assert (tmp_path / "my-pipeline" / "unet" / "diffusion_pytorch_model.safetensors").is_file()
     assert "pipeline = DDPMPipeline.from_pretrained(\"your-username/" in (tmp_path / "my-pipeline" / "README.md").read_text()

@@ -1,9 +1,9 @@
 """Set-up stays coherent: pyproject vs environment.yml, README badges, one repository URL."""
 import json
 import re
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 from packaging.requirements import Requirement
 

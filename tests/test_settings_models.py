@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 import course_utils as cu
@@ -9,6 +10,29 @@ def test_quick_mode_and_pick(monkeypatch):
     assert cu.is_quick() and cu.pick(full=30, quick=1) == 1
     monkeypatch.setenv("COURSE_QUICK", "0")
     assert not cu.is_quick() and cu.pick(full=30, quick=1) == 30
+
+
+def test_pick_chooses_per_device(monkeypatch):
+    monkeypatch.setenv("COURSE_QUICK", "")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert cu.pick(gpu=30, cpu=8, quick=1) == 30
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert cu.pick(gpu=30, cpu=8, quick=1) == 8
+    monkeypatch.setenv("COURSE_QUICK", "yes")
+    assert cu.pick(gpu=30, cpu=8, quick=1) == 1
+
+
+@pytest.mark.parametrize("kwargs", [dict(full=1, quick=2, gpu=3, cpu=4), dict(gpu=3, quick=1), dict(full=3)])
+def test_pick_refuses_ambiguous_sizes(kwargs):
+    with pytest.raises(TypeError, match="pick"):
+        cu.pick(**kwargs)
+
+
+@pytest.mark.parametrize("value, expected", [("1", True), ("TRUE", True), (" yes ", True), ("on", True),
+                                             ("0", False), ("", False), ("no", False), ("false", False)])
+def test_env_flag_spellings(monkeypatch, value, expected):
+    monkeypatch.setenv("SOME_FLAG", value)
+    assert cu.env_flag("SOME_FLAG") is expected
 
 
 def test_device_is_usable():
