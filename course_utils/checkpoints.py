@@ -13,9 +13,13 @@ import os
 import re
 import shutil
 from pathlib import Path
+from typing import Callable
 
 _NAME = re.compile(r"^checkpoint-(\d+)$")
 STATE_FILE = "training_state.json"
+#: Called with the step when a checkpoint is complete but not yet renamed into place (main
+#: process). None in normal runs; the tests kill the process there (``COURSE_TRAIN_TEST``).
+before_rename: Callable[[int], None] | None = None
 
 
 def complete_checkpoints(output_dir: str | os.PathLike) -> list[tuple[int, Path]]:
@@ -70,13 +74,12 @@ def remove_stale_temporaries(output_dir: str | os.PathLike) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def save(accelerator, output_dir: str | os.PathLike, step: int, state: dict, total_limit: int | None = None,
-         _fault=None) -> Path:
+def save(accelerator, output_dir: str | os.PathLike, step: int, state: dict, total_limit: int | None = None) -> Path:
     """Save everything ``accelerator`` tracks (model, optimizer, registered objects, RNGs) as
     ``checkpoint-<step>``, atomically; then keep only the newest ``total_limit``.
 
     Every process must call it (each writes its own RNG state); the main process renames and
-    prunes. ``_fault`` is a test hook that kills the process before the rename.
+    prunes.
     """
     output_dir = Path(output_dir)
     final, temporary = output_dir / f"checkpoint-{step}", output_dir / f".checkpoint-{step}.tmp"
@@ -87,8 +90,8 @@ def save(accelerator, output_dir: str | os.PathLike, step: int, state: dict, tot
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         (temporary / STATE_FILE).write_text(json.dumps(state, indent=1, default=str))
-        if _fault is not None:
-            _fault()
+        if before_rename is not None:
+            before_rename(step)
         if final.exists():  # only when a run is repeated over an old output folder
             shutil.rmtree(final)
         os.replace(temporary, final)

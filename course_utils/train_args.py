@@ -3,17 +3,22 @@
 Used by "Introduction to Diffusers" (section "Scaling up") through ``course_utils.train``. Every
 option is checked here, before any model or data is touched, so a typo fails in a second with a
 usage message and exit code 2 instead of a traceback minutes into a GPU job.
+
+Option names follow diffusers' ``examples/unconditional_image_generation/train_unconditional.py``
+where they mean the same thing (``--ddpm_num_steps``, ``--ddpm_beta_schedule``,
+``--model_config_name_or_path``, ...), so a command moves between the two; the course's earlier
+names (``--num_train_timesteps``, ``--beta_schedule``, ``--model_config``) still work as aliases.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
+import tempfile
 from pathlib import Path
 
 from . import checkpoints
-from .models import UNET_PRESETS
-from .settings import is_quick
+from .models import UNET_PRESETS, butterflies_preset_for, unet_config
+from .settings import env_flag, get_device, is_quick
 
 #: What ``COURSE_QUICK=1`` caps the run to: a few steps on a few images, sampled in a few steps.
 QUICK_CAPS = dict(max_train_steps=4, max_train_samples=64, ddpm_num_inference_steps=4, eval_batch_size=4)
@@ -70,20 +75,20 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--random_flip", action="store_true", help="Flip images left-right at random.")
     data.add_argument("--max_train_samples", type=_positive_int, default=None,
                       help="Use only the first N images (a quick try on a big data set).")
-    data.add_argument("--log_data_indices", action="store_true",
-                      help="Write logs/rank<i>.json: the image indices each process trains on and a digest of "
-                           "its final weights (to check data sharding across processes).")
 
     model = parser.add_argument_group("model and noise schedule")
     model.add_argument("--model_preset", choices=sorted(UNET_PRESETS), default=None,
                        help="A UNet2DModel preset of course_utils (sample_size is set to --resolution). "
                             "Default: 'butterflies' on a GPU, 'butterflies-cpu' otherwise.")
-    model.add_argument("--model_config", default=None,
-                       help="A JSON file of UNet2DModel arguments instead of a preset, e.g. a saved unet/config.json.")
-    model.add_argument("--num_train_timesteps", type=_positive_int, default=1000, help="Steps of the noise schedule.")
-    model.add_argument("--beta_schedule", default="squaredcos_cap_v2",
-                       choices=["linear", "scaled_linear", "squaredcos_cap_v2"],
-                       help="DDPMScheduler's beta schedule (the notebook trains with squaredcos_cap_v2).")
+    model.add_argument("--model_config_name_or_path", "--model_config", dest="model_config", default=None,
+                       help="UNet2DModel arguments instead of a preset: a JSON file (e.g. a saved unet/config.json) "
+                            "or a folder holding config.json (a saved unet/ folder, or a pipeline folder with unet/).")
+    model.add_argument("--ddpm_num_steps", "--num_train_timesteps", dest="ddpm_num_steps", type=_positive_int,
+                       default=1000, help="Steps of the noise schedule (DDPMScheduler's num_train_timesteps).")
+    model.add_argument("--ddpm_beta_schedule", "--beta_schedule", dest="ddpm_beta_schedule",
+                       default="squaredcos_cap_v2", choices=["linear", "scaled_linear", "squaredcos_cap_v2"],
+                       help="DDPMScheduler's beta schedule (the notebook trains with squaredcos_cap_v2; diffusers' "
+                            "script defaults to linear).")
     model.add_argument("--prediction_type", default="epsilon", choices=["epsilon", "sample"],
                        help="What the model learns to predict: the noise (epsilon) or the clean image (sample).")
 
@@ -151,30 +156,61 @@ def unet_downsampling_factor(config: dict) -> int:
     return 2 ** (len(config["block_out_channels"]) - 1)
 
 
+def _config_file(parser, spec: str) -> Path:
+    """The JSON file ``--model_config_name_or_path`` names: the file itself, or config.json in a folder."""
+    path = Path(spec).expanduser()
+    for candidate in (path, path / "config.json", path / "unet" / "config.json"):
+        if candidate.is_file():
+            return candidate
+    parser.error(f"--model_config_name_or_path {spec}: no such file, and no folder with a config.json. Pass a JSON "
+                 "file of UNet2DModel arguments or a saved unet/ folder (a Hub model: download it first, e.g. "
+                 "`hf download NAME --local-dir DIR`).")
+
+
+def _default_preset() -> str:
+    """The butterflies preset for the device this run trains on (``ACCELERATE_USE_CPU=1`` means the CPU)."""
+    return butterflies_preset_for("cpu" if env_flag("ACCELERATE_USE_CPU") else get_device())
+
+
 def _model_config(parser, args) -> dict:
     if args.model_config is not None:
-        path = Path(args.model_config).expanduser()
-        if not path.is_file():
-            parser.error(f"--model_config {args.model_config}: no such file. Pass a JSON file of UNet2DModel "
-                         "arguments, e.g. the unet/config.json of a saved pipeline.")
+        path = _config_file(parser, args.model_config)
+        name = f"--model_config_name_or_path {args.model_config}"
         try:
             config = json.loads(path.read_text())
         except (OSError, ValueError) as error:
-            parser.error(f"--model_config {args.model_config} is not readable JSON ({error}).")
+            parser.error(f"{name}: {path} is not readable JSON ({error}).")
         if not isinstance(config, dict) or not config.get("block_out_channels"):
-            parser.error(f"--model_config {args.model_config} must be a JSON object with block_out_channels "
-                         "(UNet2DModel's arguments).")
+            parser.error(f"{name}: {path} must be a JSON object with block_out_channels (UNet2DModel's arguments).")
         if config.get("in_channels", 3) != 3 or config.get("out_channels", 3) != 3:
-            parser.error(f"--model_config {args.model_config} has in/out_channels "
-                         f"{config.get('in_channels')}/{config.get('out_channels')}, but the images are RGB: use 3.")
-    else:
-        if args.model_preset is None:
-            import torch  # only to choose the default preset
+            parser.error(f"{name} has in/out_channels {config.get('in_channels')}/{config.get('out_channels')}, "
+                         "but the images are RGB: use 3.")
+        config["sample_size"] = args.resolution
+        return config
+    if args.model_preset is None:
+        args.model_preset = _default_preset()
+    return unet_config(args.model_preset, sample_size=args.resolution)
 
-            args.model_preset = "butterflies" if torch.cuda.is_available() else "butterflies-cpu"
-        config = dict(UNET_PRESETS[args.model_preset])
-    config["sample_size"] = args.resolution
-    return config
+
+def _check_output_dir(parser, args) -> None:
+    """``--output_dir`` must be a folder this process can create and write in: found out now, not after training.
+
+    Probed with a temporary folder that is removed at once, so nothing is left behind when the
+    run later stops at another usage error.
+    """
+    target = Path(args.output_dir).expanduser().absolute()
+    existing = next(p for p in (target, *target.parents) if p.exists())
+    problem = None
+    if not existing.is_dir():
+        problem = f"{existing} is a file, not a folder"
+    else:
+        try:
+            tempfile.TemporaryDirectory(prefix=".course-write-test-", dir=existing).cleanup()
+        except OSError as error:
+            problem = f"{existing} is not writable ({error.strerror or error})"
+    if problem:
+        parser.error(f"--output_dir {args.output_dir}: cannot {'write in' if existing == target else 'create'} it: "
+                     f"{problem}. Choose a folder you can write to, e.g. --output_dir ~/ddpm-butterflies.")
 
 
 def _check_data(parser, args) -> None:
@@ -199,7 +235,7 @@ def _check_hub(parser, args) -> None:
     if not get_token():
         parser.error("--push_to_hub needs a Hugging Face token with write access: set HF_TOKEN or run "
                      "`hf auth login` (tokens: https://huggingface.co/settings/tokens), or leave out --push_to_hub.")
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}:
+    if env_flag("HF_HUB_OFFLINE"):
         parser.error("--push_to_hub cannot upload while HF_HUB_OFFLINE=1 is set: unset it or leave out --push_to_hub.")
     if args.hub_model_id is None:
         args.hub_model_id = Path(args.output_dir).resolve().name
@@ -209,7 +245,7 @@ def _check_precision(parser, args) -> None:
     if args.mixed_precision == "fp16":
         import torch
 
-        if not torch.cuda.is_available() or os.environ.get("ACCELERATE_USE_CPU", "").lower() in {"1", "true"}:
+        if not torch.cuda.is_available() or env_flag("ACCELERATE_USE_CPU"):
             parser.error("--mixed_precision fp16 needs a CUDA GPU: use bf16 (CPUs and recent GPUs) or no.")
 
 
@@ -236,7 +272,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     _check_data(parser, args)
     if args.model_preset and args.model_config:
-        parser.error("Pass --model_preset or --model_config, not both.")
+        parser.error("Pass --model_preset or --model_config_name_or_path (--model_config), not both.")
     args.unet_config = _model_config(parser, args)
     factor = unet_downsampling_factor(args.unet_config)
     if args.resolution % factor:
@@ -250,5 +286,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     except FileNotFoundError as error:
         parser.error(str(error))
     _check_hub(parser, args)
+    _check_output_dir(parser, args)
     args.quick_caps = apply_quick_caps(args)
     return args

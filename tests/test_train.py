@@ -16,7 +16,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from course_utils import checkpoints, train, train_args
+from course_utils import checkpoints, get_device, train, train_args
 from course_utils.train import weights_digest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,7 +43,7 @@ def tiny_args(workdir: Path, output_dir: Path, *extra: str) -> list[str]:
 
 def script_env(tmp_root: Path, **env) -> dict:
     """The environment of a script run: offline, not quick, the tests' private tensor cache."""
-    full_env = {k: v for k, v in os.environ.items() if k != "COURSE_TRAIN_FAULT"}
+    full_env = {k: v for k, v in os.environ.items() if k != "COURSE_TRAIN_TEST"}
     # One thread per process: as fast for a tiny UNet, and it does not fight the other process (or
     # other jobs) for the cores, which on a busy 2-core machine made each step 10x slower.
     full_env.update(HF_HUB_OFFLINE="1", COURSE_QUICK="", OMP_NUM_THREADS="1",
@@ -107,7 +107,7 @@ def test_killed_run_resumes_to_the_same_weights(unbroken, workdir, tmp_path_fact
     args = tiny_args(workdir, out, "--max_train_steps", str(STEPS), "--use_ema", "--random_flip",
                      "--checkpointing_steps", "2", "--checkpoints_total_limit", "2", "--save_images_epochs", "1")
     # SIGKILL half-way through writing checkpoint-4: after checkpoint-2 was complete.
-    killed = run_script(args, tmp_path_factory.getbasetemp(), COURSE_TRAIN_FAULT="kill-in-checkpoint:4")
+    killed = run_script(args, tmp_path_factory.getbasetemp(), COURSE_TRAIN_TEST="kill-in-checkpoint:4")
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert (out / ".checkpoint-4.tmp").is_dir() and not (out / "checkpoint-4").exists()
     assert checkpoints.resolve("latest", out) == out / "checkpoint-2"
@@ -168,9 +168,9 @@ def test_two_processes_share_the_data_and_save_once(workdir, tmp_path_factory):
     launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                 "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
                 "--main_process_port", str(port)]
-    result = run_script(tiny_args(workdir, out, "--max_train_steps", "3", "--log_data_indices", "--random_flip"),
+    result = run_script(tiny_args(workdir, out, "--max_train_steps", "3", "--random_flip"),
                         tmp_path_factory.getbasetemp(), launcher=launcher, ACCELERATE_USE_CPU="1",
-                        CUDA_VISIBLE_DEVICES="")
+                        CUDA_VISIBLE_DEVICES="", COURSE_TRAIN_TEST="log-ranks")
     assert result.returncode == 0, result.stderr[-4000:]
     ranks = [json.loads((out / "logs" / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["num_processes"] for r in ranks] == [2, 2]
@@ -264,7 +264,7 @@ def test_checkpoints_ignore_half_written_folders(tmp_path):
     assert not (tmp_path / ".checkpoint-12.tmp").exists()
 
 
-def test_help_explains_every_option(capsys):
+def test_help_explains_every_option_and_no_test_hook(capsys):
     parser = train_args.build_parser()
     with pytest.raises(SystemExit) as exit_info:
         parser.parse_args(["--help"])
@@ -274,23 +274,81 @@ def test_help_explains_every_option(capsys):
     assert len(options) >= 35
     for action in options:
         assert action.option_strings[0] in text and action.help and len(action.help) > 15, action.dest
+    assert not [o for a in options for o in a.option_strings if "log_data" in o or "fault" in o or "test" in o]
+    assert "COURSE_TRAIN_TEST" not in text
 
 
-def test_defaults_parse_and_quick_caps(monkeypatch):
+# The names of diffusers' examples/unconditional_image_generation/train_unconditional.py, and the
+# course's earlier names kept as aliases: both spellings give the same option.
+@pytest.mark.parametrize("diffusers_name, alias, value, dest, expected", [
+    ("--ddpm_num_steps", "--num_train_timesteps", "500", "ddpm_num_steps", 500),
+    ("--ddpm_beta_schedule", "--beta_schedule", "linear", "ddpm_beta_schedule", "linear"),
+])
+def test_option_names_match_diffusers_and_keep_aliases(diffusers_name, alias, value, dest, expected):
+    for name in (diffusers_name, alias):
+        assert getattr(train_args.parse_args([name, value]), dest) == expected
+
+
+def test_model_config_name_or_path_takes_a_file_or_a_saved_unet_folder(workdir, tmp_path):
+    import shutil
+
+    (tmp_path / "pipeline" / "unet").mkdir(parents=True)
+    shutil.copy(workdir / "tiny_unet.json", tmp_path / "pipeline" / "unet" / "config.json")
+    for argv in (["--model_config_name_or_path", str(workdir / "tiny_unet.json")],
+                 ["--model_config", str(workdir / "tiny_unet.json")],
+                 ["--model_config_name_or_path", str(tmp_path / "pipeline" / "unet")],
+                 ["--model_config_name_or_path", str(tmp_path / "pipeline")]):
+        config = train_args.parse_args([*argv, "--resolution", "16"]).unet_config
+        assert config["block_out_channels"] == TINY_UNET["block_out_channels"] and config["sample_size"] == 16, argv
+
+
+def test_default_preset_is_the_package_s_choice_for_the_device(monkeypatch):
+    from course_utils.models import butterflies_preset_for
+
+    monkeypatch.setenv("ACCELERATE_USE_CPU", "")
+    args = train_args.parse_args([])
+    assert args.model_preset == butterflies_preset_for(get_device())
+    monkeypatch.setenv("ACCELERATE_USE_CPU", "yes")  # any spelling env_flag accepts
+    assert train_args.parse_args([]).model_preset == "butterflies-cpu"
+
+
+def test_defaults_parse_and_quick_caps(monkeypatch, tmp_path):
     monkeypatch.setenv("COURSE_QUICK", "1")
-    args = train_args.parse_args(["--resume_from_checkpoint", "latest", "--output_dir", "/nonexistent/run"])
+    args = train_args.parse_args(["--resume_from_checkpoint", "latest", "--output_dir", str(tmp_path / "new" / "run")])
     assert args.resume_path is None and args.unet_config["sample_size"] == 32
     assert (args.max_train_steps, args.max_train_samples, args.ddpm_num_inference_steps) == (4, 64, 4)
+    assert not (tmp_path / "new").exists()  # checked, not created
     monkeypatch.setenv("COURSE_QUICK", "")
     args = train_args.parse_args(["--max_train_steps", "9"])
     assert args.max_train_steps == 9 and args.max_train_samples is None and args.quick_caps == []
 
 
-def test_a_hub_name_is_not_taken_for_a_folder(capsys):
-    from course_utils.train import load_images
+def test_an_output_dir_that_cannot_be_written_is_a_usage_error(tmp_path):
+    (tmp_path / "a-file").write_text("in the way")
+    for output_dir in (tmp_path / "a-file", tmp_path / "a-file" / "run"):
+        result = subprocess.run([sys.executable, "-m", "course_utils.train", "--output_dir", str(output_dir)],
+                                cwd=REPO, env=script_env(tmp_path), capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert f"--output_dir {output_dir}: cannot" in result.stderr and "is a file, not a folder" in result.stderr
+        assert "usage:" in result.stderr and "Traceback" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]  # the probe left nothing behind
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc, which even root cannot write in")
+def test_an_unwritable_output_dir_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train_args.parse_args(["--output_dir", "/proc/course-run"])
+    assert exit_info.value.code == 2
+    assert "--output_dir /proc/course-run: cannot create it: /proc is not writable" in capsys.readouterr().err
+
+
+def test_a_named_hub_data_set_that_cannot_be_loaded_is_a_usage_error(capsys):
+    from course_utils.train import UsageError, load_images
 
     args = train_args.parse_args(["--dataset_name", "huggan/smithsonian_butterflies_subset", "--resolution", "16",
                                   "--max_train_samples", "8"])
-    data = load_images(args)  # offline: the stand-in, not "folder does not exist"
-    assert data.images.shape == (8, 3, 16, 16) and data.source.startswith("offline")
-    assert "Offline: using the drawn butterflies stand-in" in capsys.readouterr().out
+    # Offline with nothing cached: named by the learner, so no stand-in; and never taken for a folder.
+    with pytest.raises(UsageError, match="Could not load the Hub data set 'huggan/smithsonian_butterflies_subset'"
+                                         ": HF_HUB_OFFLINE=1 is set and no copy is cached"):
+        load_images(args)
+    assert "Offline: using" not in capsys.readouterr().out
