@@ -1,4 +1,9 @@
-"""The data loaders: offline fallback, cache, odd and broken files, batches."""
+"""The data loaders: offline fallback (the default source only), honest errors, the Hub check
+(through a local HTTP server, never the internet), cache, odd and broken files, batches."""
+import http.server
+import socket
+import threading
+import time
 import warnings
 
 import numpy as np
@@ -47,23 +52,119 @@ def test_mnist_offline_real_digits(capsys):
     assert cu.load_mnist(limit=5, value_range=(-1, 1)).images.min() == -1
 
 
-def test_mnist_full_offline_set_and_fashion_fallback(capsys):
+def test_mnist_full_offline_set_and_fashion_needs_the_hub(capsys):
     assert len(cu.load_mnist()) == 5000
-    fashion = cu.load_mnist("fashion_mnist", limit=10)
-    assert "FashionMNIST needs the Hub" in capsys.readouterr().out
-    assert fashion.classes[0] == "0"  # the digits stand in, so their labels are digits
+    assert "Offline: using the 5,000 real MNIST digits" in capsys.readouterr().out
+    # FashionMNIST is a choice the learner made: offline it is an error, not digits in disguise.
+    with pytest.raises(data_sources.DataSourceError, match="zalando-datasets/fashion_mnist.*HF_HUB_OFFLINE=1"):
+        cu.load_mnist("fashion_mnist", limit=10)
+    assert capsys.readouterr().out == ""
     with pytest.raises(ValueError, match="fashion_mnist"):
         cu.load_mnist("cifar")
 
 
-def test_hub_unreachable_is_quick(monkeypatch):
+def test_a_named_hub_data_set_never_falls_back(capsys, monkeypatch):
+    # Offline and nothing cached: the default falls back, a name the learner chose does not.
+    with pytest.raises(data_sources.DataSourceError) as error:
+        cu.load_butterflies(size=16, source="someone/no-such-butterflies", limit=4)
+    message = str(error.value)
+    assert "'someone/no-such-butterflies'" in message and "HF_HUB_OFFLINE=1 is set and no copy is cached" in message
+    assert "unset HF_HUB_OFFLINE" in message and "folder" in message  # what to do
+    assert capsys.readouterr().out == ""  # no "Offline: using the stand-in" note
+    # Online but out of reach: the same, with the reason.
     monkeypatch.delenv("HF_HUB_OFFLINE")
-    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
+    monkeypatch.setattr(data_sources, "hub_reachable", lambda: False)
+    with pytest.raises(data_sources.DataSourceError, match="cannot be reached.*HTTPS_PROXY"):
+        cu.load_butterflies(size=16, source="huggan/smithsonian_butterflies_subset", limit=4)
+    assert cu.load_butterflies(size=16, limit=4).source.startswith("offline")  # the default still falls back
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """A fake Hub endpoint and a fake proxy in one: records each request line, answers 200 (CONNECT: 502)."""
+
+    def _answer(self, status: int) -> None:
+        self.server.seen.append(f"{self.command} {self.path}")
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_HEAD(self):
+        self._answer(200)
+
+    def do_GET(self):
+        self._answer(200)
+
+    def do_CONNECT(self):  # an HTTPS request through the proxy: the proxy cannot reach the host
+        self._answer(502)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def local_server():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    server.seen = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def online(monkeypatch):
+    """Not offline, no proxies but the test's, a fresh huggingface_hub session and hub_reachable cache."""
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # read once when huggingface_hub was imported
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        for spelling in (name, name.lower()):
+            monkeypatch.delenv(spelling, raising=False)
+    huggingface_hub.close_session()  # the next session reads the proxies from the environment again
     data_sources.hub_reachable.cache_clear()
-    try:
-        assert data_sources.hub_reachable(timeout=1.0) is False
-    finally:
-        data_sources.hub_reachable.cache_clear()
+    yield monkeypatch
+    huggingface_hub.close_session()
+    data_sources.hub_reachable.cache_clear()
+
+
+def test_hub_reachable_asks_the_endpoint_once_per_process(online, local_server):
+    online.setenv("HF_ENDPOINT", f"http://127.0.0.1:{local_server.server_port}")  # a mirror, as in mainland China
+    assert data_sources.hub_reachable() is True
+    assert data_sources.hub_reachable() is True
+    assert local_server.seen == ["HEAD /"]  # asked once, answered from the cache the second time
+
+
+def test_hub_reachable_goes_through_the_proxy(online, local_server):
+    proxy = f"http://127.0.0.1:{local_server.server_port}"
+    online.setenv("HF_ENDPOINT", "http://hub.invalid")  # a name no resolver knows: only the proxy can answer
+    online.setenv("HTTP_PROXY", proxy)
+    assert data_sources.hub_reachable() is True
+    assert local_server.seen == ["HEAD http://hub.invalid/"]
+
+
+def test_hub_reachable_over_https_asks_the_proxy_and_believes_its_answer(online, local_server):
+    online.setenv("HF_ENDPOINT", "https://hub.invalid")
+    online.setenv("HTTPS_PROXY", f"http://127.0.0.1:{local_server.server_port}")
+    assert data_sources.hub_reachable() is False  # the proxy answered 502: it cannot reach the Hub
+    assert local_server.seen == ["CONNECT hub.invalid:443"]
+
+
+def test_hub_unreachable_is_quick(online):
+    online.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
+    assert data_sources.hub_reachable(timeout=1.0) is False
+
+
+def test_a_silent_endpoint_is_given_up_on_in_bounded_time(online):
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        online.setenv("HF_ENDPOINT", f"http://127.0.0.1:{silent.getsockname()[1]}")
+        started = time.monotonic()
+        assert data_sources.hub_reachable(timeout=0.5) is False
+        assert time.monotonic() - started < 10  # bounded (timeout + 1 s), not a hang; generous for a busy machine
 
 
 @pytest.fixture
