@@ -10,7 +10,6 @@ import hashlib
 import io
 import json
 import os
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -18,6 +17,8 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import torch
 from PIL import Image, ImageOps
+
+from .user_warnings import warn_user
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 CACHE_VERSION = 1
@@ -136,7 +137,7 @@ def load_folder(folder: str | os.PathLike, size: int, channels: int = 3, crop: s
     good = [(r, p) for r, p in zip(results, files) if not isinstance(r, str)]
     bad = [r for r in results if isinstance(r, str)]
     if bad:
-        warnings.warn(f"Skipped {len(bad)} unreadable image file(s): " + "; ".join(bad), stacklevel=2)
+        warn_user(f"Skipped {len(bad)} unreadable image file(s): " + "; ".join(bad))
     if not good:
         raise ValueError(f"No readable images in {str(folder)!r}: put .jpg or .png files there "
                          f"(found {len(files)} image file(s), all unreadable)." if files else
@@ -174,6 +175,6 @@ def cached(key: dict, build: Callable[[], dict]) -> tuple[dict, bool]:
         torch.save(tensors, tmp)
         os.replace(tmp, path)
     except OSError as error:  # a read-only home must not stop the lesson
-        warnings.warn(f"Could not cache preprocessed images in {path.parent} ({error}); set COURSE_CACHE "
-                      "to a writable folder to skip preprocessing next time.", stacklevel=2)
+        warn_user(f"Could not cache preprocessed images in {path.parent} ({error}); set COURSE_CACHE "
+                  "to a writable folder to skip preprocessing next time.")
     return tensors, False

@@ -7,12 +7,11 @@ reruns a model.
 """
 from __future__ import annotations
 
-import warnings
-
 import torch
 
 from .corruption import corrupt
 from .settings import pick
+from .user_warnings import warn_user
 from .widget_frames import (
     MAX_IMAGES,
     SchedulePlot,
@@ -36,8 +35,8 @@ def _check_signed(x: torch.Tensor, name: str) -> None:
         raise ValueError(f"{name} must hold images in [-1, 1] (got values from {low:.2f} to {high:.2f}); "
                          "scale [0, 1] images with x * 2 - 1.")
     if low >= 0:
-        warnings.warn(f"{name} has no negative values: diffusers models expect images in [-1, 1], "
-                      "so [0, 1] images should be passed as x * 2 - 1.", stacklevel=3)
+        warn_user(f"{name} has no negative values: diffusers models expect images in [-1, 1], "
+                  "so [0, 1] images should be passed as x * 2 - 1.")
 
 
 def _fixed_noise(x: torch.Tensor, seed: int) -> torch.Tensor:
