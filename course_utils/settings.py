@@ -55,7 +55,8 @@ def pick(full=_MISSING, quick=_MISSING, *, gpu=_MISSING, cpu=_MISSING):
 def get_device() -> torch.device:
     """The best device here: CUDA, then Apple's MPS, then the CPU.
 
-    Used in the set-up section of both notebooks.
+    Used in the set-up section of both notebooks, and by the training script to choose its
+    default model size.
     """
     if torch.cuda.is_available():
         return torch.device("cuda")
@@ -68,8 +69,9 @@ def get_device() -> torch.device:
 def seed_everything(seed: int = 0) -> torch.Generator:
     """Seed Python, NumPy and torch (every device) so a run can be repeated exactly.
 
-    Used in the set-up section of both notebooks and by the training script. Returns a
-    CPU ``torch.Generator`` seeded the same way, for code that wants its own stream.
+    Used in the set-up section of both notebooks (the training script seeds through Accelerate's
+    ``set_seed``). Returns a CPU ``torch.Generator`` seeded the same way, for code that wants its
+    own stream.
     """
     random.seed(seed)
     np.random.seed(seed)
