@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from course_utils.settings import env_flag
+
 CHROMIUM = os.environ.get("COURSE_CHROMIUM", "/usr/bin/chromium")
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
                 "--disable-component-update", "--no-first-run", "--disable-extensions"]
@@ -34,7 +35,7 @@ NOTEBOOK_CELLS = [
 
 
 def _need(what: str):
-    if os.environ.get("COURSE_REQUIRE_BROWSER") == "1":
+    if env_flag("COURSE_REQUIRE_BROWSER"):
         pytest.fail(f"COURSE_REQUIRE_BROWSER=1 but {what}: install Debian's chromium (apt-get install chromium) "
                     "and the playwright package (pip install playwright; never `playwright install`).")
     pytest.skip(what)
@@ -90,8 +91,7 @@ def lab(tmp_path):
         path.write_text(json.dumps(values))
     port, token = _free_port(), uuid.uuid4().hex
     env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(settings), "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "ws"),
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-           "HF_HUB_OFFLINE": "1"}
+           "HF_HUB_OFFLINE": "1"}  # the kernel imports the installed course_utils, like a learner's
     log = open(tmp_path / "server.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
