@@ -6,10 +6,10 @@ VENV   ?= .venv
 TORCH  ?= torch
 BIN     = $(VENV)/bin
 
-.PHONY: help setup course test lint benchmark cn-status clean
+.PHONY: help setup course test lint benchmark benchmark-long cn-status clean
 
 help:                       ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:[^#]*## /\t/' | expand -t 14
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:[^#]*## /\t/' | expand -t 16
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -30,11 +30,18 @@ test: setup                 ## the whole test suite, notebooks included, in quic
 lint: setup                 ## ruff: pyflakes, pycodestyle and import order, notebooks included
 	$(BIN)/ruff check .
 
-benchmark: setup            ## speed figures (not tests)
-	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
+# Benchmarks print figures (not tests); each runs as a module: python -m benchmarks.NAME [--help].
+FAST_BENCHMARKS = data_pipeline train_speed widgets
+LONG_BENCHMARKS = notebook01_cpu mnist_sample_quality
+
+benchmark: setup            ## the fast benchmarks: data pipeline, training speed, widgets (minutes)
+	for b in $(FAST_BENCHMARKS); do $(BIN)/python -m benchmarks.$$b || exit 1; done
+
+benchmark-long: setup       ## notebook 01 at full size on the CPU, notebook 02's sample quality (~30 min)
+	for b in $(LONG_BENCHMARKS); do HF_HUB_OFFLINE=1 $(BIN)/python -m benchmarks.$$b || exit 1; done
 
 cn-status: setup            ## which Chinese notebook cells need attention after an English change
-	$(BIN)/python tools/cn_sync.py --check
+	$(BIN)/python -m tools.cn_sync --check
 
-clean:
+clean:                      ## remove .venv and pytest's cache
 	rm -rf $(VENV) .pytest_cache

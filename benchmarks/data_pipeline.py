@@ -20,8 +20,8 @@ are roughly 1000-2500 px on the long side), with a little sensor-like grain so t
 
 Also times preprocessing those 1000 JPEGs once with the course's code, cold (no tensor cache).
 
-Run: ``python benchmarks/data_pipeline.py`` (a few minutes on 2 CPU cores), or faster:
-``python benchmarks/data_pipeline.py --preset butterflies-cpu --steps 3``.
+Run from the repository root: ``python -m benchmarks.data_pipeline`` (a few minutes on 2 CPU
+cores), or faster: ``python -m benchmarks.data_pipeline --preset butterflies-cpu --steps 3``.
 A benchmark, not a test: it prints PASS/MISS per target and exits 0 either way.
 """
 from __future__ import annotations
@@ -43,10 +43,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
-import course_utils as cu  # noqa: E402
-from course_utils import image_prep  # noqa: E402
-from course_utils.butterfly_art import draw_butterfly  # noqa: E402
+import course_utils as cu
+from course_utils import image_prep
+from course_utils.butterfly_art import draw_butterfly
 
 PREPROCESS_TARGET_S = 15.0  # 1000 butterfly-sized JPEGs, cold, 2 cores
 DATA_SHARE_TARGET = 0.02  # data time as a share of the whole step, course pipeline

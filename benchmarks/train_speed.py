@@ -14,12 +14,12 @@ The ratio script / notebook should be close to 1: the script adds features, not 
 per sample by a DataLoader (``num_workers=0``), the butterflies model in fp32 - against the script in
 ``--mixed_precision`` (bf16 by default), and the 30-epoch time of each on 1000 butterflies (target: the
 script 10x faster). The JPEGs are a stand-in of the Smithsonian photographs written once to the course cache by
-``benchmarks/data_pipeline.py``'s ``standin_folder`` (drawn butterflies at 1600x1200, JPEG quality 90). This needs a
+``benchmarks.data_pipeline``'s ``standin_folder`` (drawn butterflies at 1600x1200, JPEG quality 90). This needs a
 GPU to mean anything; on a CPU both are compute-bound and it only checks that the mode runs.
 
-Run: ``python benchmarks/train_speed.py`` (CPU preset, ~1-2 min on 2 cores),
-``python benchmarks/train_speed.py --preset butterflies`` (the unit's model), on a GPU
-``python benchmarks/train_speed.py --preset butterflies --original``.
+Run from the repository root: ``python -m benchmarks.train_speed`` (CPU preset, ~1-2 min on 2 cores),
+``python -m benchmarks.train_speed --preset butterflies`` (the unit's model), on a GPU
+``python -m benchmarks.train_speed --preset butterflies --original``.
 A benchmark, not a test: it prints figures (and PASS/MISS for the --original target) and exits 0.
 """
 from __future__ import annotations
@@ -33,10 +33,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-# The original course's per-sample JPEG path and its stand-in photographs, shared with the data benchmark.
-from data_pipeline import original_loader, standin_folder
-
 import course_utils as cu
+from benchmarks.data_pipeline import original_loader, standin_folder  # the original course's JPEG path, shared
 from course_utils import train, train_args
 
 TARGET_SPEEDUP = 10.0  # 30 epochs: the script (bf16, tensors on the GPU) vs the original course's path
@@ -98,8 +96,6 @@ class NotebookLoop:
         self.optimizer.step()
         self.optimizer.zero_grad()
 
-
-# --- The original course's data path (--original) ------------------------------------------------
 
 # --- Measurement -----------------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """How fast the widgets are built and how fast a slider move is, side by side with the naive way.
 
-Run: ``python benchmarks/widgets.py [--frames 20] [--preset butterflies-cpu]``. Prints, for one
+Run: ``python -m benchmarks.widgets [--frames 20] [--preset butterflies-cpu]``. Prints, for one
 batch of 8 butterflies at 32 px:
 - the forward-process widget: build time for 1000 timesteps, memory of its frames, a slider
   move (first visit and cached), the size of its static PNG strip;

@@ -1,20 +1,14 @@
 """Smoke test of benchmarks/data_pipeline.py so the benchmark cannot rot: it runs both of its data
 pipelines and its main() on a few small JPEGs. Shapes and ranges only, never timings."""
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
-BENCHMARK = Path(__file__).resolve().parent.parent / "benchmarks" / "data_pipeline.py"
+from benchmarks import data_pipeline
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("data_pipeline_benchmark", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return data_pipeline
 
 
 @pytest.fixture

@@ -6,16 +6,14 @@ with its links, formulas and code spans untouched and the same headings, stored 
 and each markdown cell recording the hash of the English text it translates. README_CN.md has
 README.md's sections. ``python tools/cn_sync.py --check`` says what to do when this fails.
 """
-import importlib.util
 import re
 from pathlib import Path
 
 import pytest
 
+from tools import cn_sync
+
 ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("cn_sync", ROOT / "tools" / "cn_sync.py")
-cn_sync = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(cn_sync)
 
 FIX = "run `python tools/cn_sync.py --check` (and without --check to update the _CN notebook)"
 ENGLISH = cn_sync.english_notebooks()

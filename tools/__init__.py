@@ -1,0 +1,1 @@
+"""Maintenance scripts of the course, run from the repository root, e.g. ``python -m tools.cn_sync --check``."""
