@@ -272,11 +272,7 @@ def test_key_cells_run_without_diffusers_deprecations(cells, tmp_path, monkeypat
 
 
 def test_stated_cpu_run_time_is_what_the_benchmark_checks(nb):
-    import importlib.util
+    from benchmarks import notebook01_cpu as bench
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "notebook01_cpu.py"
-    spec = importlib.util.spec_from_file_location("notebook01_cpu", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
     minutes = bench.stated_minutes(nb)
     assert 1 <= minutes <= 20  # the brief: the full notebook finishes within 20 minutes on 2 cores

@@ -171,12 +171,8 @@ def test_training_loop_lowers_the_loss(nb, monkeypatch):
 
 def test_sample_quality_benchmark_follows_the_notebook(nb):
     """benchmarks/mnist_sample_quality.py runs the notebook's cells up to its 40-step sampler."""
-    import importlib.util
+    from benchmarks import mnist_sample_quality as bench
 
-    path = NOTEBOOK.parents[1] / "benchmarks" / "mnist_sample_quality.py"
-    spec = importlib.util.spec_from_file_location("mnist_sample_quality", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
     last = cell_with(nb, bench.LAST_CELL_MARK)
     assert "samples = x.cpu()" in last and "n_steps = 40" in last
     assert bench.BATCH_SIZE_LINE in cell_with(nb, "BatchIterator")  # what --batch-size replaces

@@ -6,6 +6,7 @@ from pathlib import Path
 import tomllib
 import yaml
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 
 from course_utils import links
 
@@ -87,3 +88,37 @@ def test_module_names_do_not_shadow_popular_packages():
     shadowed = {"datasets", "diffusers", "torch", "accelerate", "matplotlib", "ipywidgets", "numpy", "PIL", "tqdm"}
     modules = {p.stem for p in (ROOT / "course_utils").glob("*.py")}
     assert not modules & shadowed
+
+
+def test_ipywidgets_8_1_9_is_excluded_and_colab_s_7_7_still_allowed():
+    from importlib.metadata import version
+
+    pip = next(Requirement(r) for r in _pyproject()["project"]["dependencies"] if r.startswith("ipywidgets"))
+    conda, _ = _environment_requirements()
+    for specifier in (pip.specifier, SpecifierSet(conda["ipywidgets"])):
+        assert "8.1.9" not in specifier, "ipywidgets 8.1.9 renders nothing in VS Code (microsoft/vscode-jupyter#17504)"
+        assert all(v in specifier for v in ("7.7.1", "8.1.5", "8.1.8")), "Colab (7.7.1) and Kaggle (8.1.5) must work"
+    assert version("ipywidgets") in pip.specifier, "the installed ipywidgets is one the package excludes"
+
+
+def test_make_benchmark_runs_the_fast_benchmarks_and_benchmark_long_the_rest():
+    makefile = (ROOT / "Makefile").read_text()
+    fast = re.search(r"^FAST_BENCHMARKS = (.*)$", makefile, re.M).group(1).split()
+    long = re.search(r"^LONG_BENCHMARKS = (.*)$", makefile, re.M).group(1).split()
+    scripts = {p.stem for p in (ROOT / "benchmarks").glob("*.py") if p.stem != "__init__"}
+    assert sorted(fast + long) == sorted(scripts), "every benchmark in exactly one of the two lists"
+    assert {"notebook01_cpu", "mnist_sample_quality"} <= set(long)  # full notebook runs and sample quality
+    assert re.search(r"^benchmark:.*\n\tfor b in \$\(FAST_BENCHMARKS\)", makefile, re.M)
+    assert re.search(r"^benchmark-long:.*\n\tfor b in \$\(LONG_BENCHMARKS\)", makefile, re.M)
+
+
+def test_no_import_path_hacks():
+    # Spelled in pieces so that this file does not find itself.
+    path_edits = ("sys.path." + "insert", "sys.path." + "append")
+    by_file_path = "spec_from_" + "file_location"
+    for folder in ("benchmarks", "tools", "tests"):
+        for path in (ROOT / folder).glob("*.py"):
+            text = path.read_text()
+            assert not any(edit in text for edit in path_edits), f"{path}: import the package instead"
+            if folder == "tests":
+                assert by_file_path not in text, f"{path.name}: import benchmarks.X or tools.X instead"
