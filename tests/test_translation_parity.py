@@ -88,10 +88,22 @@ def test_translations_are_fresh(pair):
                        "`--accept` records a finished translation")
 
 
+def _flat(markdown: str) -> str:
+    """Markdown without blockquote marks and whitespace: Chinese re-wrapped anywhere reads the same."""
+    return "".join(re.sub(r"(?m)^\s*>\s?", "", markdown).split())
+
+
 def test_first_markdown_cell_says_printed_text_stays_english(pair):
     _, cn_nb, name = pair
     first = next(c for c in cn_nb.cells if c.cell_type == "markdown")
-    assert cn_sync.CN_NOTE in first.source, f"{name}: the first markdown cell must contain cn_sync.CN_NOTE (printed text stays English)"
+    assert _flat(cn_sync.CN_NOTE) in _flat(first.source), \
+        f"{name}: the first markdown cell must contain cn_sync.CN_NOTE (printed text stays English)"
+
+
+def test_the_note_check_survives_a_rewrap():
+    rewrapped = cn_sync.CN_NOTE[:30] + "\n> " + cn_sync.CN_NOTE[30:]
+    assert _flat(cn_sync.CN_NOTE) in _flat(f"# 标题\n\n{rewrapped}")
+    assert _flat(cn_sync.CN_NOTE) not in _flat(cn_sync.CN_NOTE.replace("英文", "中文"))
 
 
 def test_stored_without_outputs_or_widget_state(pair):
