@@ -194,9 +194,11 @@ def _load(spec: SourceSpec) -> tuple[dict, str, bool]:
         advice = ("check the name on the Hub (https://huggingface.co/datasets)" if error is not None
                   and not hub_offline_requested() else
                   "connect to the Hub (unset HF_HUB_OFFLINE; behind a proxy set HTTPS_PROXY, for a mirror HF_ENDPOINT)")
+        folder = ("" if spec.hub.count("/") == 1 else  # "owner/name" is a Hub name; anything else may be a folder
+                  f" (If you meant a folder: there is no {spec.hub!r} in {Path.cwd()}.)")
         raise DataSourceError(f"Could not load the Hub data set {spec.hub!r}: {reason}. To fix it, {advice}; or "
                               "load a folder of your own images, or leave the source out for the default data, "
-                              "which works offline.") from error
+                              f"which works offline.{folder}") from error
     tensors, hit = image_prep.cached(spec.key("offline", name=spec.standin_name), spec.standin)
     _announce(f"Offline: using the {spec.standin_name} ({len(tensors['images'])} images) because {spec.hub}: {reason}."
               if error is not None else

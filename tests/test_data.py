@@ -71,6 +71,8 @@ def test_a_named_hub_data_set_never_falls_back(capsys, monkeypatch):
     assert "'someone/no-such-butterflies'" in message and "HF_HUB_OFFLINE=1 is set and no copy is cached" in message
     assert "unset HF_HUB_OFFLINE" in message and "folder" in message  # what to do
     assert capsys.readouterr().out == ""  # no "Offline: using the stand-in" note
+    with pytest.raises(data_sources.DataSourceError, match="If you meant a folder: there is no 'my_images' in"):
+        cu.load_butterflies(size=16, source="my_images")  # a folder that does not exist, or a Hub name?
     # Online but out of reach: the same, with the reason.
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.setattr(data_sources, "hub_reachable", lambda: False)
