@@ -323,14 +323,19 @@ def test_defaults_parse_and_quick_caps(monkeypatch, tmp_path):
     assert args.max_train_steps == 9 and args.max_train_samples is None and args.quick_caps == []
 
 
-def test_an_output_dir_that_cannot_be_written_is_a_usage_error(tmp_path):
+def test_an_output_dir_that_cannot_be_written_is_a_usage_error(tmp_path, capsys):
     (tmp_path / "a-file").write_text("in the way")
-    for output_dir in (tmp_path / "a-file", tmp_path / "a-file" / "run"):
-        result = subprocess.run([sys.executable, "-m", "course_utils.train", "--output_dir", str(output_dir)],
-                                cwd=REPO, env=script_env(tmp_path), capture_output=True, text=True, timeout=120)
-        assert result.returncode == 2, result.stderr[-2000:]
-        assert f"--output_dir {output_dir}: cannot" in result.stderr and "is a file, not a folder" in result.stderr
-        assert "usage:" in result.stderr and "Traceback" not in result.stderr
+    with pytest.raises(SystemExit) as exit_info:
+        train_args.parse_args(["--output_dir", str(tmp_path / "a-file")])
+    assert exit_info.value.code == 2
+    assert f"--output_dir {tmp_path / 'a-file'}: cannot write in it: " in capsys.readouterr().err
+    # The script itself: exit code 2 and a usage message, no traceback, nothing left behind.
+    output_dir = tmp_path / "a-file" / "run"
+    result = subprocess.run([sys.executable, "-m", "course_utils.train", "--output_dir", str(output_dir)],
+                            cwd=REPO, env=script_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert f"--output_dir {output_dir}: cannot create it: {tmp_path / 'a-file'} is a file, not a folder" in result.stderr
+    assert "usage:" in result.stderr and "Traceback" not in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]  # the probe left nothing behind
 
 
