@@ -162,7 +162,7 @@ def setup(args) -> Run:
     batches = BatchIterator(data.images[shard], args.train_batch_size, accelerator.device, flip=args.random_flip, seed=0)
 
     model = UNet2DModel.from_config(args.unet_config)
-    noise_scheduler = DDPMScheduler(num_train_timesteps=args.ddpm_num_steps, beta_schedule=args.ddpm_beta_schedule,
+    noise_scheduler = DDPMScheduler(num_train_timesteps=args.num_train_timesteps, beta_schedule=args.beta_schedule,
                                     prediction_type=args.prediction_type)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate)
 

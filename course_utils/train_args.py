@@ -83,9 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--model_config_name_or_path", "--model_config", dest="model_config", default=None,
                        help="UNet2DModel arguments instead of a preset: a JSON file (e.g. a saved unet/config.json) "
                             "or a folder holding config.json (a saved unet/ folder, or a pipeline folder with unet/).")
-    model.add_argument("--ddpm_num_steps", "--num_train_timesteps", dest="ddpm_num_steps", type=_positive_int,
+    model.add_argument("--ddpm_num_steps", "--num_train_timesteps", dest="num_train_timesteps", type=_positive_int,
                        default=1000, help="Steps of the noise schedule (DDPMScheduler's num_train_timesteps).")
-    model.add_argument("--ddpm_beta_schedule", "--beta_schedule", dest="ddpm_beta_schedule",
+    model.add_argument("--ddpm_beta_schedule", "--beta_schedule", dest="beta_schedule",
                        default="squaredcos_cap_v2", choices=["linear", "scaled_linear", "squaredcos_cap_v2"],
                        help="DDPMScheduler's beta schedule (the notebook trains with squaredcos_cap_v2; diffusers' "
                             "script defaults to linear).")

@@ -281,8 +281,8 @@ def test_help_explains_every_option_and_no_test_hook(capsys):
 # The names of diffusers' examples/unconditional_image_generation/train_unconditional.py, and the
 # course's earlier names kept as aliases: both spellings give the same option.
 @pytest.mark.parametrize("diffusers_name, alias, value, dest, expected", [
-    ("--ddpm_num_steps", "--num_train_timesteps", "500", "ddpm_num_steps", 500),
-    ("--ddpm_beta_schedule", "--beta_schedule", "linear", "ddpm_beta_schedule", "linear"),
+    ("--ddpm_num_steps", "--num_train_timesteps", "500", "num_train_timesteps", 500),
+    ("--ddpm_beta_schedule", "--beta_schedule", "linear", "beta_schedule", "linear"),
 ])
 def test_option_names_match_diffusers_and_keep_aliases(diffusers_name, alias, value, dest, expected):
     for name in (diffusers_name, alias):
