@@ -15,23 +15,9 @@ import pytest
 import torch
 
 import course_utils as cu
-from course_utils import links
 from course_utils.data_sources import STANDIN_BUTTERFLIES
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "01_introduction_to_diffusers.ipynb"
-
-SETUP_CELL = '''# Set-up. Locally (`make course`, or the conda environment) everything is installed already and
-# this cell does nothing. On Colab or Kaggle it installs the course package and only what is
-# missing: torch is already there and is never reinstalled.
-import importlib.util
-import os
-import subprocess
-import sys
-
-COURSE_PACKAGE = "course_utils @ git+https://github.com/diffusion-course/unit1-diffusion-models@main"
-ON_HOSTED = "google.colab" in sys.modules or "KAGGLE_KERNEL_RUN_TYPE" in os.environ
-if ON_HOSTED and importlib.util.find_spec("course_utils") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", COURSE_PACKAGE], check=True)'''
 
 
 @pytest.fixture(scope="module")
@@ -55,26 +41,6 @@ def markdown(nb):
 
 def count(preset):
     return cu.count_parameters(cu.make_unet(preset))
-
-
-# --------------------------------------------------------------------------- how it is stored
-def test_stored_without_outputs_or_widget_state(nb):
-    nbformat.validate(nb)
-    assert "widgets" not in nb.metadata
-    for cell in code_cells(nb):
-        assert cell.outputs == [] and cell.execution_count is None, f"outputs stored in cell {cell.id}"
-        assert "execution" not in cell.metadata and "widgets" not in cell.metadata
-
-
-def test_cell_ids_are_unique(nb):
-    ids = [c.id for c in nb.cells]
-    assert len(ids) == len(set(ids))
-
-
-def test_first_code_cell_is_the_shared_setup_cell(nb):
-    first = code_cells(nb)[0]
-    assert first.source == SETUP_CELL
-    assert f'"{links.PIP_SPEC}"' in first.source
 
 
 # --------------------------------------------------------------------------- conventions

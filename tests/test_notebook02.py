@@ -19,7 +19,6 @@ from torch import nn
 from tqdm.auto import tqdm
 
 import course_utils as cu
-from course_utils import links
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "02_diffusion_models_from_scratch.ipynb"
 
@@ -50,32 +49,6 @@ def assignment(nb, name: str, *needles: str) -> str:
     match = re.search(rf"^{name} = (.+?)(\s+#.*)?$", cell_with(nb, f"{name} = ", *needles), re.M)
     assert match, f"no assignment to {name}"
     return match.group(1)
-
-
-def test_stored_without_outputs_or_widget_state(nb):
-    assert "widgets" not in nb.metadata
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            assert cell.outputs == [] and cell.execution_count is None, cell.source[:60]
-        assert "widgets" not in cell.get("metadata", {})
-
-
-SETUP_CELL = f"""# Set-up. Locally (`make course`, or the conda environment) everything is installed already and
-# this cell does nothing. On Colab or Kaggle it installs the course package and only what is
-# missing: torch is already there and is never reinstalled.
-import importlib.util
-import os
-import subprocess
-import sys
-
-COURSE_PACKAGE = "{links.PIP_SPEC}"
-ON_HOSTED = "google.colab" in sys.modules or "KAGGLE_KERNEL_RUN_TYPE" in os.environ
-if ON_HOSTED and importlib.util.find_spec("course_utils") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", COURSE_PACKAGE], check=True)"""
-
-
-def test_first_code_cell_is_the_setup_cell(nb):
-    assert code_cells(nb)[0].strip() == SETUP_CELL
 
 
 def test_sampler_mixing_factors(nb):

@@ -1,5 +1,4 @@
 """Set-up stays coherent: pyproject vs environment.yml, README badges, one repository URL."""
-import json
 import re
 from pathlib import Path
 
@@ -63,14 +62,6 @@ def test_every_badge_points_at_an_existing_notebook():
             path = url.split(f"/blob/{links.BRANCH}/", 1)[-1]
             assert url in (links.colab_url(path), links.kaggle_url(path)), f"{url} does not use links.REPO_URL"
             assert (ROOT / path).is_file(), f"{readme.name} badge points at missing {path}"
-
-
-def test_notebook_setup_cells_install_from_the_one_repository_url():
-    notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
-    for nb in notebooks:
-        cells = json.loads(nb.read_text())["cells"]
-        first_code = next("".join(c["source"]) for c in cells if c["cell_type"] == "code")
-        assert links.PIP_SPEC in first_code, f"{nb.name}: the set-up cell must install {links.PIP_SPEC}"
 
 
 def test_readme_setup_gives_exactly_two_commands_and_ci_runs_the_test_one():
