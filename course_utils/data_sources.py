@@ -161,7 +161,7 @@ def _load_folder(spec: SourceSpec) -> tuple[dict, str, bool]:
     return tensors, f"folder: {folder}", hit
 
 
-def _why_not(spec: SourceSpec, error: Exception | None) -> str:
+def _why_not(error: Exception | None) -> str:
     """Why the Hub data set could not be loaded, in words (error None: the Hub is out of reach)."""
     if error is None:
         return f"the Hub ({hub_endpoint()}) cannot be reached"
@@ -189,7 +189,7 @@ def _load(spec: SourceSpec) -> tuple[dict, str, bool]:
             raise
         except Exception as failure:  # datasets raises many kinds: not found, no network, bad files
             error = failure
-    reason = _why_not(spec, error)
+    reason = _why_not(error)
     if spec.standin is None:
         advice = ("check the name on the Hub (https://huggingface.co/datasets)" if error is not None
                   and not hub_offline_requested() else
@@ -200,9 +200,8 @@ def _load(spec: SourceSpec) -> tuple[dict, str, bool]:
                               "load a folder of your own images, or leave the source out for the default data, "
                               f"which works offline.{folder}") from error
     tensors, hit = image_prep.cached(spec.key("offline", name=spec.standin_name), spec.standin)
-    _announce(f"Offline: using the {spec.standin_name} ({len(tensors['images'])} images) because {spec.hub}: {reason}."
-              if error is not None else
-              f"Offline: using the {spec.standin_name} ({len(tensors['images'])} images) because {reason}.")
+    because = reason if error is None else f"{spec.hub}: {reason}"
+    _announce(f"Offline: using the {spec.standin_name} ({len(tensors['images'])} images) because {because}.")
     return tensors, f"offline stand-in: {spec.standin_name}", hit
 
 
