@@ -16,7 +16,7 @@ $(BIN)/activate:
 
 $(VENV)/.installed: $(BIN)/activate pyproject.toml
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install "$(TORCH)"
-	$(BIN)/pip install -e ".[dev]"
+	$(BIN)/pip install -e ".[dev,book]"
 	touch $@
 
 setup: $(VENV)/.installed   ## create .venv with torch, course_utils and the dev tools
@@ -32,6 +32,10 @@ lint: setup                 ## ruff: pyflakes, pycodestyle and import order, not
 
 benchmark: setup            ## speed figures (not tests)
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
+
+.PHONY: book
+book: setup                 ## the reading edition: execute the notebooks (cached), render the bilingual site in build/book/html
+	$(BIN)/python tools/book.py
 
 cn-status: setup            ## which Chinese notebook cells need attention after an English change
 	$(BIN)/python tools/cn_sync.py --check

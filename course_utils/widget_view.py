@@ -30,7 +30,7 @@ CACHE_SIZE = 512
 #: The environment flag the book build sets: widgets then display as kernel-free sliders.
 BOOK_FLAG = "COURSE_BOOK"
 #: Bytes of HTML one kernel-free slider may take (the frames are subsampled to fit).
-BOOK_BUDGET = 1_000_000
+BOOK_BUDGET = 950_000
 
 # Runs once per slider (the ``data-ready`` mark), wherever the HTML lands: a Sphinx page,
 # nbconvert's HTML, a trusted notebook. Keyboard and mouse come with the range input.
