@@ -218,8 +218,7 @@ class FrameWidget:
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         if env_flag(BOOK_FLAG):  # the reading edition: no widget model to lose, a slider that needs no kernel
-            return {"text/html": self.book_html(), "image/png": base64.b64encode(self.static_png()).decode("ascii"),
-                    "text/plain": repr(self)}
+            return {"text/html": self.book_html(), "text/plain": repr(self)}
         # The widget-view entry is what ipywidgets itself returns (7.x and 8.x: protocol 2.0).
         return {
             "application/vnd.jupyter.widget-view+json": {

@@ -22,7 +22,7 @@ Steps, all offline:
    with its links made to work on the site, the notebooks under the English names (so a page's
    twin has the same path), a line of launch links (Colab, Kaggle, SageMaker Studio Lab,
    download) right under each notebook's title.
-5. **Render** each tree with Sphinx + myst-nb + sphinx-book-theme (``docs/book/conf.py``) into
+5. **Render** both trees (in parallel) with Sphinx + myst-nb + sphinx-book-theme (``docs/book/conf.py``) into
    ``<out>/html/en`` and ``<out>/html/zh``, add the clean notebooks for download and a root
    page that forwards to English. ``<out>/build.json`` records the timings and sizes.
 """
@@ -298,20 +298,30 @@ def assemble(lang: str, pages: dict, src: Path) -> str:
     return title_of(readme)
 
 
-def render(lang: str, src: Path, out: Path, doctrees: Path, title: str) -> float:
-    """Run Sphinx on one language's tree; returns the seconds it took."""
-    start = time.perf_counter()
-    if out.exists():
-        shutil.rmtree(out)
-    cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-q", "-E", "-c", str(CONF), "-d", str(doctrees),
-           "-D", f"language={LANGS[lang]}", "-D", f"project={title}", "-D", f"html_title={title}", str(src), str(out)]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=str(CONF))
-    if done.returncode:
-        raise BookError(f"Sphinx failed for the {lang} edition:\n{done.stderr[-4000:]}")
-    warnings = [line for line in done.stderr.splitlines() if "WARNING" in line]
-    for line in warnings:
-        print(f"  sphinx ({lang}): {line}", flush=True)
-    return time.perf_counter() - start
+def render_all(titles: dict, out: Path) -> dict:
+    """Run Sphinx on each language's tree (in parallel); returns the seconds each took."""
+    started, procs = {}, {}
+    for lang, title in titles.items():
+        target = out / "html" / lang
+        if target.exists():
+            shutil.rmtree(target)
+        cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-q", "-E", "-c", str(CONF), "-d", str(out / ".doctrees" / lang),
+               "-D", f"language={LANGS[lang]}", "-D", f"project={title}", "-D", f"html_title={title}",
+               str(out / "src" / lang), str(target)]
+        started[lang] = time.perf_counter()
+        procs[lang] = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(CONF))
+    seconds, failed = {}, []
+    for lang, proc in procs.items():
+        _, stderr = proc.communicate()
+        seconds[lang] = time.perf_counter() - started[lang]
+        for line in stderr.splitlines():
+            if "WARNING" in line or "ERROR" in line:
+                print(f"  sphinx ({lang}): {line}", flush=True)
+        if proc.returncode:
+            failed.append(f"Sphinx failed for the {lang} edition:\n{stderr[-4000:]}")
+    if failed:
+        raise BookError("\n".join(failed))
+    return seconds
 
 
 REDIRECT = """<!DOCTYPE html>
@@ -356,10 +366,9 @@ def build(out: Path = DEFAULT_OUT, quick: bool | None = None, use_cache: bool = 
         pages["zh"][path.stem] = (f"notebooks/{cn_path.name}", cn_nb)
     html = out / "html"
     html.mkdir(parents=True, exist_ok=True)
-    rendered = {}
+    titles = {lang: assemble(lang, pages[lang], out / "src" / lang) for lang in LANGS}
+    rendered = render_all(titles, out)  # both languages at once: Sphinx renders on one core each
     for lang in LANGS:
-        title = assemble(lang, pages[lang], out / "src" / lang)
-        rendered[lang] = render(lang, out / "src" / lang, html / lang, out / ".doctrees" / lang, title)
         for notebook, _ in pages[lang].values():  # the clean, committed notebook is what a reader downloads
             shutil.copy2(ROOT / notebook, html / lang / "notebooks" / Path(notebook).name)
         print(f"  {lang}: rendered in {rendered[lang]:.1f} s", flush=True)

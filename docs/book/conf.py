@@ -19,6 +19,7 @@ html_theme = "sphinx_book_theme"
 html_title = project
 html_static_path = ["_static"]
 html_css_files = ["book.css"]
+html_js_files = [("zh-stemmer.js", {"priority": 200})]  # before Sphinx's language_data.js
 html_copy_source = False  # no _sources/ copies of the executed notebooks: the download is the clean one
 html_show_sourcelink = False
 html_theme_options = {
