@@ -44,7 +44,7 @@ def main(argv=None) -> int:
         print(f"  execute {name:<40} {'cached' if s is None else f'{s:8.1f} s'}")
     for lang, s in f["render_s"].items():
         print(f"  render {lang:<41} {s:8.1f} s")
-    print(f"  execution {sum(run_s.values()):.1f} s, rendering {sum(f['render_s'].values()):.1f} s")
+    print(f"  execution {sum(run_s.values()):.1f} s, rendering {f['render_wall_s']:.1f} s (both languages at once)")
     print(f"  site {f['site_bytes'] / 1e6:.1f} MB in {f['files']} files; largest page {f['largest_page']} "
           f"{f['largest_page_bytes'] / 1e6:.2f} MB")
     widgets = []
