@@ -28,7 +28,7 @@ html_theme_options = {
     "use_fullscreen_button": True,
     "show_toc_level": 2,
 }
-html_sidebars = {"**": ["navbar-logo.html", "search-field.html", "sbt-sidebar-nav.html"]}
+html_sidebars = {"**": ["navbar-logo.html", "sbt-sidebar-nav.html"]}  # search: the header's search button
 
 # The notebooks were executed by tools/book.py (cached): Sphinx only renders them.
 nb_execution_mode = "off"
