@@ -16,7 +16,7 @@ $(BIN)/activate:
 
 $(VENV)/.installed: $(BIN)/activate pyproject.toml
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install "$(TORCH)"
-	$(BIN)/pip install -e ".[dev]"
+	$(BIN)/pip install -e ".[dev,book]"
 	touch $@
 
 setup: $(VENV)/.installed   ## create .venv with torch, course_utils and the dev tools
@@ -39,6 +39,10 @@ benchmark: setup            ## the fast benchmarks: data pipeline, training spee
 
 benchmark-long: setup       ## notebook 01 at full size on the CPU, notebook 02's sample quality (~30 min)
 	for b in $(LONG_BENCHMARKS); do HF_HUB_OFFLINE=1 $(BIN)/python -m benchmarks.$$b || exit 1; done
+
+.PHONY: book
+book: setup                 ## the reading edition: execute the notebooks (cached), render the bilingual site in build/book/html
+	$(BIN)/python tools/book.py
 
 cn-status: setup            ## which Chinese notebook cells need attention after an English change
 	$(BIN)/python -m tools.cn_sync --check

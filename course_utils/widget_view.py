@@ -5,19 +5,52 @@ ipywidgets view (JupyterLab, VS Code, Colab and Kaggle render that: a live slide
 strip of a few frames plus plain text, which renderers without a widget front-end (nbconvert,
 GitHub, nbmake's stored outputs, a console) show instead. Only core ipywidgets are used, so the
 same code runs with ipywidgets 7.7 (Colab) and 8.x.
+
+When the reading edition is built (``COURSE_BOOK=1``, set by ``tools/book.py``), the bundle holds a
+kernel-free slider instead of the ipywidgets view: evenly spaced frames embedded as PNGs (under
+about ``BOOK_BUDGET`` bytes per widget) and a few lines of JavaScript that swap them as the range
+input moves. Learners' own notebooks never carry it, so they do not grow.
 """
 from __future__ import annotations
 
 import base64
+import html
+import io
+import json
 
 from PIL import Image
 
+from .settings import env_flag
 from .widget_frames import grid_image, png_bytes, static_grid, strip_image
 
 #: Frames shown in the static strip.
 STATIC_FRAMES = 5
 #: PNG encodings kept per widget, so going back and forth does not re-encode.
 CACHE_SIZE = 512
+#: The environment flag the book build sets: widgets then display as kernel-free sliders.
+BOOK_FLAG = "COURSE_BOOK"
+#: Bytes of HTML one kernel-free slider may take (the frames are subsampled to fit).
+BOOK_BUDGET = 950_000
+
+# Runs once per slider (the ``data-ready`` mark), wherever the HTML lands: a Sphinx page,
+# nbconvert's HTML, a trusted notebook. Keyboard and mouse come with the range input.
+_SLIDER_JS = """(function () {
+  document.querySelectorAll(".cu-slider:not([data-ready])").forEach(function (root) {
+    root.setAttribute("data-ready", "1");
+    var data = JSON.parse(root.querySelector("script.cu-slider-data").textContent);
+    var input = root.querySelector("input.cu-slider-input");
+    var label = root.querySelector(".cu-slider-label");
+    var images = root.querySelectorAll("img.cu-slider-image");
+    function show() {
+      var k = Number(input.value);
+      images.forEach(function (img) { img.src = "data:image/png;base64," + data.frames[k][Number(img.dataset.panel)]; });
+      label.textContent = data.labels[k];
+      root.setAttribute("data-frame", String(k));
+    }
+    input.addEventListener("input", show);
+    show();
+  });
+})();"""
 
 
 def evenly_spaced(n: int, k: int = STATIC_FRAMES) -> list[int]:
@@ -44,6 +77,7 @@ class FrameWidget:
         import ipywidgets as W
 
         self._cache: dict = {}
+        self._controls = tuple(controls)
         self.label = W.Label(value="")
         self.images = [W.Image(format="png") for _ in self.panel_titles]
         self.plot = W.Image(format="png") if self.has_plot else None
@@ -104,8 +138,6 @@ class FrameWidget:
 
     def shown_images(self) -> list[Image.Image]:
         """The panels as currently displayed, decoded (used by the tests)."""
-        import io
-
         return [Image.open(io.BytesIO(image.value)).convert("RGB") for image in self.images]
 
     # --- the static fallback -----------------------------------------------------------------
@@ -119,11 +151,74 @@ class FrameWidget:
         """The static strip, PNG-encoded."""
         return png_bytes(self.static_image(), compress_level=6)
 
+    # --- the kernel-free slider of the reading edition -----------------------------------------
+    def _book_frame(self, i: int) -> list[bytes]:
+        """Frame ``i`` as PNGs: the panels at their stored size (the page enlarges them with
+        crisp pixels, as the live view does), then the plot if any."""
+        panels = [png_bytes(grid_image(f, scale=1), compress_level=9) for f in self.panel_frames(i)]
+        if not self.has_plot:
+            return panels
+        # a line plot needs few colours: a 32-colour palette makes it ~3x smaller, no visible change
+        return panels + [png_bytes(self.plot_image(i).quantize(32, dither=Image.Dither.NONE), compress_level=9)]
+
+    def book_frames(self, budget: int = BOOK_BUDGET) -> tuple[list[int], list[list[bytes]]]:
+        """The frame indices the kernel-free slider embeds and their PNGs: evenly spaced, first and
+        last included, as many as fit in ``budget`` bytes of base64 (all of them when they fit)."""
+        n = self.n_frames
+        probe = evenly_spaced(n, 3)
+        per_frame = max(sum(len(b) for b in self._book_frame(i)) for i in probe) * 4 / 3 + 200
+        k = max(2, min(n, int(budget / per_frame)))
+        while True:
+            indices = evenly_spaced(n, k)
+            frames = [self._book_frame(i) for i in indices]
+            size = sum(len(b) for f in frames for b in f) * 4 / 3
+            if size <= budget or k <= 2:
+                return indices, frames
+            k = max(2, int(k * budget / size * 0.95))
+
+    def book_html(self, budget: int = BOOK_BUDGET) -> str:
+        """The kernel-free slider: a range input over embedded frames, a caption, and a note
+        that says how many of the widget's frames the page holds."""
+        indices, frames = self.book_frames(budget)
+        data = {"labels": [self.caption(i) for i in indices],
+                "frames": [[base64.b64encode(b).decode("ascii") for b in f] for f in frames]}
+        n_panels = len(self.panel_titles)
+        zoom = max(1, round(self.tile / self.panel_frames(0)[0].shape[-2]))  # the live view's tile size
+        shown = ([(n_panels, "schedule", 1)] if self.has_plot else []) + [(p, t, zoom) for p, t in enumerate(self.panel_titles)]
+        figures = []
+        for p, title, scale in shown:
+            width, height = Image.open(io.BytesIO(frames[0][p])).size
+            figures.append(
+                f'<figure style="margin:0 12px 8px 0"><figcaption style="font-size:0.85em">{html.escape(title)}</figcaption>'
+                f'<img class="cu-slider-image" data-panel="{p}" alt="{html.escape(title)}" width="{width * scale}" '
+                f'height="{height * scale}" style="image-rendering:pixelated;max-width:none" '
+                f'src="data:image/png;base64,{data["frames"][0][p]}"></figure>')
+        controls = [c.description for c in getattr(self, "_controls", ()) if getattr(c, "description", "")]
+        note = (f"Kernel-free slider: {len(indices)} of {self.n_frames} frames embedded"
+                + ("" if len(indices) == self.n_frames else " (evenly spaced)")
+                + (f"; {', '.join(controls)} need a running notebook and stay at the values shown" if controls else "")
+                + ". Run the notebook for the live widget.")
+        name = html.escape(getattr(self.slider, "description", "") or "frame")
+        payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+        return (
+            f'<div class="cu-slider" data-frames="{len(indices)}" data-total="{self.n_frames}" data-frame="0">'
+            f'<div class="cu-slider-note" style="font-size:0.85em;color:#555">{html.escape(note)}</div>'
+            f'<label style="display:flex;align-items:center;gap:8px;max-width:640px">{name}'
+            f'<input class="cu-slider-input" type="range" min="0" max="{len(indices) - 1}" step="1" value="0" '
+            f'aria-label="{name}" style="flex:1"></label>'
+            f'<div class="cu-slider-label" style="font-family:monospace;white-space:pre">{html.escape(data["labels"][0])}</div>'
+            '<div class="cu-slider-panels" style="display:flex;flex-wrap:wrap;align-items:flex-start">'
+            + "".join(figures) + '</div>'
+            f'<script type="application/json" class="cu-slider-data">{payload}</script>'
+            f'<script>{_SLIDER_JS}</script></div>')
+
     def __repr__(self) -> str:
         return (f"<{type(self).__name__}: {self.n_frames} frames; "
                 "open in Jupyter with ipywidgets to move the slider>")
 
     def _repr_mimebundle_(self, include=None, exclude=None):
+        if env_flag(BOOK_FLAG):  # the reading edition: no widget model to lose, a slider that needs no kernel
+            return {"text/html": self.book_html(), "text/plain": repr(self)}
         # The widget-view entry is what ipywidgets itself returns (7.x and 8.x: protocol 2.0).
         return {
             "application/vnd.jupyter.widget-view+json": {
