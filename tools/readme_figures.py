@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import io
+import os
+import re
 import subprocess
 import sys
 import time
@@ -36,6 +37,7 @@ DOCS = ROOT / "docs"
 OVERVIEW = "unit1_overview.png"
 CHAIN = "ddpm_chain.png"
 MAX_BYTES = 300_000  # the README's pictures stay small
+DIGITS_SAMPLER_MARK = "xs, preds = [], []"  # notebook 02's 40-step sampling cell
 FORWARD_STEPS = (0, 100, 200, 300, 400, 500, 600, 700, 800, 999)  # the forward-process columns
 
 
@@ -59,14 +61,45 @@ def butterfly_samples(pipeline_dir: Path, count: int, steps: int, seed: int = 0)
     return torch.from_numpy(images).permute(0, 3, 1, 2) * 2 - 1
 
 
-def digit_samples(quick: bool) -> tuple[torch.Tensor, dict]:
-    """Notebook 02's 40-step samples (in [0, 1]) and facts about the run, from the notebook's own cells."""
-    path = ROOT / "benchmarks" / "mnist_sample_quality.py"
-    spec = importlib.util.spec_from_file_location("mnist_sample_quality", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    samples, facts = bench.notebook_samples(quick, batches=1)
-    return samples[0].clamp(0, 1), facts
+def digit_samples(quick: bool, epochs: int | None = None) -> tuple[torch.Tensor, dict]:
+    """Notebook 02's 40-step samples (in [0, 1]) and facts about the run, from the notebook's own code cells.
+
+    Runs the code cells of notebooks/02_diffusion_models_from_scratch.ipynb up to its 40-step sampler
+    (widget cells skipped), as benchmarks/mnist_sample_quality.py does. ``epochs`` replaces the number of
+    training epochs the notebook picks (a shorter run when time is short; None: the notebook's own).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import nbformat
+
+    notebook = ROOT / "notebooks" / "02_diffusion_models_from_scratch.ipynb"
+    nb = nbformat.read(notebook, as_version=4)
+    namespace: dict = {"__name__": "__notebook__"}
+    cwd = os.getcwd()
+    os.chdir(notebook.parent)  # as in Jupyter and nbmake
+    start = time.perf_counter()
+    try:
+        for cell in nb.cells:
+            if cell.cell_type != "code" or "_widget(" in cell.source:
+                continue
+            source = cell.source
+            if epochs is not None and "n_epochs = " in source:
+                source = re.sub(r"^n_epochs = .*$", f"n_epochs = {epochs}", source, flags=re.M)
+            with contextlib.redirect_stdout(io.StringIO()):  # the lesson's printouts
+                exec(compile(source, f"{notebook.name}, cell {cell.id}", "exec"), namespace)
+            plt.close("all")
+            if DIGITS_SAMPLER_MARK in cell.source:
+                break
+        else:
+            raise RuntimeError(f"no cell with {DIGITS_SAMPLER_MARK!r} in {notebook.name}")
+    finally:
+        os.chdir(cwd)
+    facts = dict(seconds=time.perf_counter() - start, batch_size=namespace["batch_size"], steps=len(namespace["losses"]),
+                 epochs=namespace["n_epochs"], n_steps=namespace["n_steps"], source=namespace["data"].source,
+                 n_images=len(namespace["data"]))
+    return namespace["samples"].clamp(0, 1), facts
 
 
 def forward_rows(images: torch.Tensor, steps=FORWARD_STEPS, seed: int = 0) -> torch.Tensor:
@@ -177,8 +210,12 @@ def main(argv=None) -> int:
     parser.add_argument("--work", type=Path, default=None, help="folder for the training run (default: a temporary folder)")
     parser.add_argument("--butterflies", type=Path, default=None,
                         help="a saved DDPMPipeline to sample instead of training one (e.g. a previous --work/butterflies)")
+    parser.add_argument("--butterfly-epochs", type=int, default=30,
+                        help="the epochs the --butterflies pipeline was trained for (for the caption)")
     parser.add_argument("--digits", type=Path, default=None,
                         help="digit samples saved before (a --work/digits.pt) instead of running notebook 02")
+    parser.add_argument("--digit-epochs", type=int, default=None,
+                        help="train notebook 02's BasicUNet for this many epochs instead of the notebook's own number")
     parser.add_argument("--chain-only", action="store_true", help="draw ddpm_chain.png only (seconds, no training)")
     args = parser.parse_args(argv)
     quick = is_quick()
@@ -186,6 +223,7 @@ def main(argv=None) -> int:
 
     out = args.out or (Path(tempfile.mkdtemp(prefix="readme-figures-")) if quick else DOCS)
     work = args.work or Path(tempfile.mkdtemp(prefix="readme-figures-run-"))
+    work.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
         data = load_butterflies(size=32, limit=64)
@@ -204,17 +242,19 @@ def main(argv=None) -> int:
     steps = 5 if quick else 100  # notebook 01's CPU sampling steps
     butterflies = butterfly_samples(pipeline_dir, 12, steps)
     if args.digits is None:
-        digits, facts = digit_samples(quick)
+        digits, facts = digit_samples(quick, args.digit_epochs)
         torch.save(dict(samples=digits, facts=facts), work / "digits.pt")
     else:
         saved = torch.load(args.digits)
         digits, facts = saved["samples"], saved["facts"]
-    print(f"digits: notebook 02, {facts['steps']:,} steps of {facts['batch_size']} on {facts['n_images']:,} images "
-          f"({facts['source']}), {facts['n_steps']}-step sampler", flush=True)
+    print(f"digits: notebook 02, {facts['epochs']} epochs, {facts['steps']:,} steps of {facts['batch_size']} "
+          f"on {facts['n_images']:,} images ({facts['source']}), {facts['n_steps']}-step sampler", flush=True)
     forward = forward_rows(data.images[:3])
+    epochs = "quick" if quick else args.butterfly_epochs
     draw_overview(forward, butterflies, digits[:12], out / OVERVIEW,
-                  captions=dict(butterflies=f"Samples: butterflies (notebook 01, diffusers, {steps} steps)",
-                                digits=f"Samples: digits (notebook 02, from scratch, {facts['n_steps']} steps)"))
+                  captions=dict(butterflies=f"Butterflies: notebook 01's UNet2DModel, {epochs} epochs, "
+                                            f"{steps} sampling steps",
+                                digits=f"Digits: notebook 02's BasicUNet, {facts['epochs']} epochs, {facts['n_steps']} steps"))
     print(f"wrote {out / OVERVIEW} ({(out / OVERVIEW).stat().st_size / 1e3:.0f} kB) in {time.perf_counter() - start:.0f} s; "
           f"butterflies from {data.source}, digits from {facts['source']}{' (quick mode: not a result)' if quick else ''}")
     return 0
