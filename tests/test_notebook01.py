@@ -255,7 +255,7 @@ def test_the_data_pipeline_cell_shows_what_the_helper_does(cells):
     ns = {"Image": __import__("PIL.Image").Image, "np": __import__("numpy"), "torch": torch}
     exec(code[code.index("def preprocess"):code.index("small = ")], ns)
     img = image_prep.open_image(__import__("course_utils.butterfly_art").butterfly_art.draw_butterfly(1, 96))
-    helper = image_prep.to_range(torch.from_numpy(image_prep.image_to_array(img, 32)))
+    helper = image_prep.to_range(torch.from_numpy(image_prep.image_to_array(img, 32).copy()))
     assert torch.allclose(ns["preprocess"](img), helper, atol=1e-5)
 
 
