@@ -28,7 +28,7 @@ def test_quick_run_draws_both_pictures(figures, tmp_path, monkeypatch, capsys):
             assert image.format == "PNG" and image.size[0] >= min_size[0] and image.size[1] >= min_size[1]
     assert (tmp_path / "work" / "butterflies" / "unet" / "diffusion_pytorch_model.safetensors").is_file()  # trained, saved
     saved = torch.load(tmp_path / "work" / "digits.pt")
-    assert saved["samples"].shape[1:] == (1, 28, 28) and saved["facts"]["n_steps"] == 5  # notebook 02's quick sampler
+    assert saved["samples"].shape[1:] == (1, 28, 28) and saved["facts"]["n_steps"] == 40  # notebook 02's 40-step sampler
     out = capsys.readouterr().out
     assert "(quick mode: not a result)" in out and "--model_preset butterflies-cpu" in out
 
@@ -45,7 +45,7 @@ def test_forward_rows_start_clean_and_end_in_noise(figures):
     images = torch.rand(2, 3, 8, 8) * 2 - 1
     rows = figures.forward_rows(images)
     assert rows.shape == (2, len(figures.FORWARD_STEPS), 3, 8, 8)
-    assert torch.allclose(rows[:, 0], images, atol=0.02)  # t = 0: almost the image
+    assert torch.allclose(rows[:, 0], images, atol=0.05)  # t = 0: almost the image
     assert (rows[:, -1] - images).abs().mean() > 0.5  # t = 999: noise
 
 
