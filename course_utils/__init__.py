@@ -9,6 +9,7 @@ stays in the notebooks; this package holds what would only distract there. One m
 - ``batches``: shuffled, flipped mini-batches on the training device
 - ``models``: ``BasicUNet`` and the ``UNet2DModel`` presets; ``corruption``: the linear ``corrupt``
 - ``plotting`` and ``scratch_figures``: image grids, schedule, loss and diagram figures
+- ``unet_diagram``: the diagram of a ``UNet2DModel``, drawn from its config
 - ``widgets`` (with ``widget_frames`` and ``widget_view``): the timestep sliders
 - ``source``: show a helper's code in a notebook; ``links``: the repository's one URL
 - ``user_warnings``: warnings about the learner's input, pointing at the learner's line
@@ -23,6 +24,7 @@ from .plotting import image_grid, make_grid, plot_losses, plot_schedule, schedul
 from .scratch_figures import draw_basic_unet, plot_panels
 from .settings import env_flag, get_device, is_quick, pick, seed_everything
 from .source import show_source
+from .unet_diagram import draw_unet, unet_layout
 from .widgets import (
     corruption_widget,
     forward_process_widget,
@@ -37,7 +39,7 @@ __all__ = [
     "image_grid", "make_grid", "plot_losses", "plot_schedule", "schedule_curves", "show_images",
     "draw_basic_unet", "plot_panels", "env_flag", "get_device", "is_quick", "pick", "seed_everything",
     "show_source", "corruption_widget", "forward_process_widget", "model_view_widget", "schedule_explorer",
-    "trajectory_widget",
+    "trajectory_widget", "draw_unet", "unet_layout",
 ]
 
 __version__ = "0.1.0"
