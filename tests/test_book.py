@@ -25,10 +25,9 @@ import nbformat
 import pytest
 import torch
 
+from tools import book
+
 ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("book", ROOT / "tools" / "book.py")
-book = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(book)
 
 CHROMIUM = os.environ.get("COURSE_CHROMIUM", "/usr/bin/chromium")
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",

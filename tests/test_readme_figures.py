@@ -1,6 +1,5 @@
 """tools/readme_figures.py draws the README's pictures: the whole script runs in quick mode here (a few training
 steps, so noise rather than pictures), and the committed pictures are small and linked from both READMEs."""
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -12,10 +11,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def figures():
-    spec = importlib.util.spec_from_file_location("readme_figures", ROOT / "tools" / "readme_figures.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from tools import readme_figures
+
+    return readme_figures
 
 
 def test_quick_run_draws_both_pictures(figures, tmp_path, monkeypatch, capsys):
