@@ -6,7 +6,7 @@ VENV   ?= .venv
 TORCH  ?= torch
 BIN     = $(VENV)/bin
 
-.PHONY: help setup course test lint benchmark benchmark-long cn-status clean
+.PHONY: help setup course test lint benchmark benchmark-long book cn-status clean
 
 help:                       ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:[^#]*## /\t/' | expand -t 16
@@ -40,9 +40,8 @@ benchmark: setup            ## the fast benchmarks: data pipeline, training spee
 benchmark-long: setup       ## notebook 01 at full size on the CPU, notebook 02's sample quality (~30 min)
 	for b in $(LONG_BENCHMARKS); do HF_HUB_OFFLINE=1 $(BIN)/python -m benchmarks.$$b || exit 1; done
 
-.PHONY: book
 book: setup                 ## the reading edition: execute the notebooks (cached), render the bilingual site in build/book/html
-	$(BIN)/python tools/book.py
+	$(BIN)/python -m tools.book
 
 cn-status: setup            ## which Chinese notebook cells need attention after an English change
 	$(BIN)/python -m tools.cn_sync --check
