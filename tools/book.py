@@ -3,7 +3,7 @@
 
     make book                      # full size (as the notebooks run here: GPU sizes on a GPU)
     COURSE_QUICK=1 make book       # quick mode: what CI builds and checks
-    python tools/book.py --help    # the same, with options (output folder, no cache)
+    python -m tools.book --help    # the same, with options (output folder, no cache)
     python -m http.server -d build/book/html    # then open http://localhost:8000
 
 Steps, all offline:
