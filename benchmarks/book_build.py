@@ -1,8 +1,8 @@
 """Build time and size of the reading edition (tools/book.py), with no execution cache.
 
-    python benchmarks/book_build.py            # the quick site (what CI builds)
-    python benchmarks/book_build.py --full     # the full site: every notebook at full size (~30 min on 2 CPU cores)
-    python benchmarks/book_build.py --cached   # render only, reusing the last execution of each notebook
+    python -m benchmarks.book_build            # the quick site (what CI builds)
+    python -m benchmarks.book_build --full     # the full site: every notebook at full size (~30 min on 2 CPU cores)
+    python -m benchmarks.book_build --cached   # render only, reusing the last execution of each notebook
 
 Prints the build time split into execution and rendering, the site's total size and its
 largest page; the figures go in the README's speed table. Builds into build/book-bench so a
@@ -11,15 +11,13 @@ maintainer's build/book is left alone.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import platform
 import sys
 from pathlib import Path
 
+from tools import book
+
 ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("book", ROOT / "tools" / "book.py")
-book = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(book)
 
 #: Targets from the issue: each widget under about 1 MB; the quick build must fit CI (~2-3 min).
 QUICK_TARGET_S = 180
