@@ -252,9 +252,8 @@ def main(argv=None) -> int:
     forward = forward_rows(data.images[:3])
     epochs = "quick" if quick else args.butterfly_epochs
     draw_overview(forward, butterflies, digits[:12], out / OVERVIEW,
-                  captions=dict(butterflies=f"Butterflies: notebook 01's UNet2DModel, {epochs} epochs, "
-                                            f"{steps} sampling steps",
-                                digits=f"Digits: notebook 02's BasicUNet, {facts['epochs']} epochs, {facts['n_steps']} steps"))
+                  captions=dict(butterflies=f"Butterflies (notebook 01): {epochs} epochs, {steps} steps",
+                                digits=f"Digits (notebook 02): {facts['epochs']} epochs, {facts['n_steps']} steps"))
     print(f"wrote {out / OVERVIEW} ({(out / OVERVIEW).stat().st_size / 1e3:.0f} kB) in {time.perf_counter() - start:.0f} s; "
           f"butterflies from {data.source}, digits from {facts['source']}{' (quick mode: not a result)' if quick else ''}")
     return 0
