@@ -6,6 +6,8 @@ REPO_URL = "https://github.com/diffusion-course/unit1-diffusion-models"
 BRANCH = "main"
 #: What ``pip install`` needs on Colab or Kaggle to get this package straight from git.
 PIP_SPEC = f"course_utils @ git+{REPO_URL}@{BRANCH}"
+#: The reading edition (``make book``), as GitHub Pages publishes it; the Chinese pages are under ``zh/``.
+SITE_URL = "https://diffusion-course.github.io/unit1-diffusion-models/"
 
 
 def _github_path() -> str:

@@ -114,3 +114,8 @@ def test_no_import_path_hacks():
             assert not any(edit in text for edit in path_edits), f"{path}: import the package instead"
             if folder == "tests":
                 assert by_file_path not in text, f"{path.name}: import benchmarks.X or tools.X instead"
+
+
+def test_both_readmes_link_to_the_reading_edition():
+    assert f"]({links.SITE_URL})" in (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"]({links.SITE_URL}zh/)" in (ROOT / "README_CN.md").read_text(encoding="utf-8")
