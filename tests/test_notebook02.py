@@ -291,6 +291,23 @@ def test_samplers_demo_shows_spacing_and_stochastic_step(cells, ddpm_names, caps
     assert ddpm_diff > 0.1 and ddim_diff == 0
 
 
+@pytest.mark.parametrize("preset", ["mnist", "mnist-cpu"])
+def test_ddpm_cells_run_on_the_gpu_and_the_cpu_model(cells, ddpm_names, preset, monkeypatch):
+    """The DDPM training and sampling cells in quick mode, with the GPU's model (the unit's
+    "mnist") and the CPU's ("mnist-cpu"): the cell "ddpm-model" picks one by device."""
+    from types import SimpleNamespace
+
+    monkeypatch.setenv("COURSE_QUICK", "1")
+    torch.manual_seed(0)
+    names = dict(ddpm_names, ddpm=cu.make_unet(preset), data=SimpleNamespace(images=blocks(32)), plt=_NoPlot(),
+                 samples=blocks(16))
+    for cell_id in ("ddpm-training", "ddpm-sampling", "ddim-sampling"):
+        exec(compile(cells[cell_id].source, f"cell {cell_id}", "exec"), names)
+    assert len(names["ddpm_losses"]) == 4 and all(math.isfinite(v) for v in names["ddpm_losses"])
+    assert names["ddpm_samples"].shape == names["ddim_samples"].shape == (8, 1, 28, 28)
+    assert len(names["ddim_xs"]) == len(names["ddim_x0s"]) == 5
+
+
 def test_ddpm_sizes_by_device(cells, text, monkeypatch):
     monkeypatch.delenv("COURSE_QUICK", raising=False)
     source = cells["ddpm-model"].source
