@@ -6,7 +6,7 @@ VENV   ?= .venv
 TORCH  ?= torch
 BIN     = $(VENV)/bin
 
-.PHONY: help setup course test lint benchmark cn-status clean
+.PHONY: help setup course test lint benchmark cn-status lesson-code clean
 
 help:                       ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:[^#]*## /\t/' | expand -t 14
@@ -35,6 +35,9 @@ benchmark: setup            ## speed figures (not tests)
 
 cn-status: setup            ## which Chinese notebook cells need attention after an English change
 	$(BIN)/python tools/cn_sync.py --check
+
+lesson-code: setup          ## after editing a lesson-code cell (corrupt, BasicUNet): export it into course_utils
+	$(BIN)/python tools/export_lesson_code.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Export the lesson code of the notebooks into course_utils (d2l/nbdev style).
 
-    python tools/export_lesson_code.py           # rewrite the package copies from the notebook cells
+    python tools/export_lesson_code.py           # rewrite the package copies from the cells (make lesson-code)
     python tools/export_lesson_code.py --check   # exit 1 and name the stale copies, change nothing
 
 The notebook cell is the one source of truth: "Diffusion Models from Scratch" defines ``corrupt``
