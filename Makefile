@@ -6,7 +6,7 @@ VENV   ?= .venv
 TORCH  ?= torch
 BIN     = $(VENV)/bin
 
-.PHONY: help setup course test lint benchmark benchmark-long book cn-status clean
+.PHONY: help setup course test lint benchmark benchmark-long book cn-status lesson-code clean
 
 help:                       ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:[^#]*## /\t/' | expand -t 16
@@ -45,6 +45,9 @@ book: setup                 ## the reading edition: execute the notebooks (cache
 
 cn-status: setup            ## which Chinese notebook cells need attention after an English change
 	$(BIN)/python -m tools.cn_sync --check
+
+lesson-code: setup          ## after editing a lesson-code cell (corrupt, BasicUNet): export it into course_utils
+	$(BIN)/python -m tools.export_lesson_code
 
 clean:                      ## remove .venv and pytest's cache
 	rm -rf $(VENV) .pytest_cache

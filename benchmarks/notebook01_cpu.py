@@ -8,7 +8,7 @@ the wall time with the figure the README's speed table states (the row of this s
 The executed notebook and the generated sample grid are written to ``--out`` (default: a
 temporary folder) so you can look at them.
 
-Run: ``python benchmarks/notebook01_cpu.py`` (10-20 minutes on 2 CPU cores). On a shared, busy
+Run: ``python -m benchmarks.notebook01_cpu`` (10-20 minutes on 2 CPU cores). On a shared, busy
 machine the wall time grows; the CPU time does not, much. A benchmark, not a test: it prints
 PASS/MISS and exits 0 either way.
 """

@@ -7,7 +7,8 @@ stays in the notebooks; this package holds what would only distract there. One m
 - ``data_sources``: butterflies and MNIST from the Hub, a folder, or the offline stand-ins
   (``butterfly_art`` draws the butterflies; ``image_prep`` decodes and caches tensors)
 - ``batches``: shuffled, flipped mini-batches on the training device
-- ``models``: ``BasicUNet`` and the ``UNet2DModel`` presets; ``corruption``: the linear ``corrupt``
+- ``models``: the ``UNet2DModel`` presets; ``basic_unet`` (``BasicUNet``) and ``corruption`` (the linear
+  ``corrupt``) are lesson code, exported from notebook 02's cells by tools/export_lesson_code.py
 - ``plotting`` and ``scratch_figures``: image grids, schedule, loss and diagram figures
 - ``unet_diagram``: the diagram of a ``UNet2DModel``, drawn from its config
 - ``widgets`` (with ``widget_frames`` and ``widget_view``): the timestep sliders

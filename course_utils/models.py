@@ -1,8 +1,9 @@
 """The models of Unit 1: the hand-built BasicUNet and named UNet2DModel presets.
 
-BasicUNet is shown in "Diffusion Models from Scratch" (section "The model"); the presets are
-used by "Introduction to Diffusers" (section "The model"), by the DDPM comparison of the
-from-scratch notebook, and by the training script (``--model_preset``).
+BasicUNet is lesson code: it is defined in a cell of "Diffusion Models from Scratch" (section
+"The model") and exported to ``basic_unet`` (tools/export_lesson_code.py); it is re-exported
+here. The presets are used by "Introduction to Diffusers" (section "The model"), by the DDPM
+sections of the from-scratch notebook, and by the training script (``--model_preset``).
 """
 from __future__ import annotations
 
@@ -11,49 +12,15 @@ import copy
 import torch
 from torch import nn
 
+from .basic_unet import BasicUNet
 
-class BasicUNet(nn.Module):
-    """A minimal UNet: three convolutions down, three up, two skip connections.
-
-    Exactly the unit's model (309,057 parameters for one channel in and out). Each 5x5
-    convolution keeps the size; max-pooling halves it on the way down and nearest-neighbour
-    upsampling doubles it on the way up, so the input needs a size divisible by 4 (28 is).
-    """
-
-    def __init__(self, in_channels: int = 1, out_channels: int = 1):
-        super().__init__()
-        self.down_layers = nn.ModuleList([
-            nn.Conv2d(in_channels, 32, kernel_size=5, padding=2),
-            nn.Conv2d(32, 64, kernel_size=5, padding=2),
-            nn.Conv2d(64, 64, kernel_size=5, padding=2),
-        ])
-        self.up_layers = nn.ModuleList([
-            nn.Conv2d(64, 64, kernel_size=5, padding=2),
-            nn.Conv2d(64, 32, kernel_size=5, padding=2),
-            nn.Conv2d(32, out_channels, kernel_size=5, padding=2),
-        ])
-        self.act = nn.SiLU()
-        self.downscale = nn.MaxPool2d(2)
-        self.upscale = nn.Upsample(scale_factor=2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = []  # outputs kept for the skip connections
-        for i, layer in enumerate(self.down_layers):
-            x = self.act(layer(x))
-            if i < 2:  # all but the last down layer: keep the output, then halve the size
-                h.append(x)
-                x = self.downscale(x)
-        for i, layer in enumerate(self.up_layers):
-            if i > 0:  # all but the first up layer: double the size, add the matching skip
-                x = self.upscale(x)
-                x = x + h.pop()
-            x = self.act(layer(x))
-        return x
+__all__ = ["BasicUNet", "UNET_PRESETS", "butterflies_preset_for", "count_parameters", "make_unet", "unet_config"]
 
 
 #: ``UNet2DModel`` configurations by name. "butterflies" is the unit's model; "butterflies-cpu"
 #: is the same design at a size a 2-core CPU trains in minutes; "mnist" is the from-scratch
-#: notebook's comparison model.
+#: notebook's comparison model (the original unit's); "mnist-cpu" is the DDPM model that notebook
+#: trains on a CPU (no attention, one ResNet block per level: a few minutes on 2 cores).
 UNET_PRESETS: dict[str, dict] = {
     "butterflies": dict(
         sample_size=32, in_channels=3, out_channels=3, layers_per_block=2,
@@ -73,6 +40,13 @@ UNET_PRESETS: dict[str, dict] = {
         block_out_channels=(32, 64, 64),
         down_block_types=("DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"),
         up_block_types=("AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D"),
+    ),
+    "mnist-cpu": dict(
+        sample_size=28, in_channels=1, out_channels=1, layers_per_block=1,
+        block_out_channels=(16, 32, 64),
+        down_block_types=("DownBlock2D", "DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D", "UpBlock2D"),
+        norm_num_groups=8,
     ),
 }
 

@@ -201,13 +201,18 @@ def corruption_frames(model, x: torch.Tensor, amounts, corrupt_fn, device, seed:
     """``corrupt_fn(x, amount)`` with the same noise for every amount, and the model's prediction.
 
     The noise is fixed by re-seeding a forked RNG before each call, so the lesson's own
-    ``corrupt`` runs unchanged and only the amount differs between frames.
+    ``corrupt`` runs unchanged and only the amount differs between frames. The amount is passed
+    as one value per image (a tensor of shape (N,)), the form every version of ``corrupt`` takes.
     """
     noisy = []
     for amount in amounts:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            noisy.append(corrupt_fn(x, float(amount)))
+            out = corrupt_fn(x, torch.full((len(x),), float(amount)))
+        if not isinstance(out, torch.Tensor) or out.shape != x.shape:
+            raise ValueError(f"corrupt(x, amount) must return a tensor shaped like x {tuple(x.shape)}, "
+                             f"got {getattr(out, 'shape', type(out).__name__)}")
+        noisy.append(out.detach().float().cpu())
     noisy = torch.stack(noisy)  # (A, N, C, H, W)
     flat = noisy.flatten(0, 1)
     preds = []

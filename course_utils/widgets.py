@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import torch
 
-from .corruption import corrupt
 from .settings import pick
 from .user_warnings import warn_user
 from .widget_frames import (
@@ -161,9 +160,12 @@ class CorruptionWidget(FrameWidget):
 
     panel_titles = ["corrupt(x, amount)", "model(x)"]
 
-    def __init__(self, model, x: torch.Tensor, device=None, seed: int = 0, num_frames: int = 21):
+    def __init__(self, corrupt, model, x: torch.Tensor, device=None, seed: int = 0, num_frames: int = 21):
         import ipywidgets as W
 
+        if isinstance(corrupt, torch.nn.Module) or not callable(corrupt):
+            raise TypeError("corruption_widget(corrupt, model, x) takes your corrupt function first, then the model: "
+                            f"got {type(corrupt).__name__} as corrupt")
         self.x = check_batch(x, "x").cpu()
         low, high = float(self.x.min()), float(self.x.max())
         if low < -0.01 or high > 1.01:
@@ -172,6 +174,7 @@ class CorruptionWidget(FrameWidget):
         if int(num_frames) < 2:
             raise ValueError(f"num_frames must be at least 2, got {num_frames}")
         device = device if device is not None else next(model.parameters()).device
+        self.corrupt = corrupt
         self.amounts = torch.linspace(0, 1, int(num_frames)).tolist()
         self.frames = corruption_frames(model, self.x, self.amounts, corrupt, device, seed)
         self.slider = W.FloatSlider(value=0.0, min=0.0, max=1.0, step=1 / (int(num_frames) - 1),
@@ -305,11 +308,14 @@ def schedule_explorer(x0: torch.Tensor, num_train_timesteps: int = 1000, seed: i
     return ScheduleExplorer(x0, num_train_timesteps, seed)
 
 
-def corruption_widget(model, x: torch.Tensor, device=None, seed: int = 0, num_frames: int = 21) -> CorruptionWidget:
+def corruption_widget(corrupt, model, x: torch.Tensor, device=None, seed: int = 0,
+                      num_frames: int = 21) -> CorruptionWidget:
     """A slider over ``amount`` in [0, 1]: ``corrupt(x, amount)`` (same noise for every amount) and
-    the trained BasicUNet's prediction side by side. ``x`` is a batch in [0, 1]. Used in
-    "Diffusion Models from Scratch" (after training the BasicUNet)."""
-    return CorruptionWidget(model, x, device, seed, num_frames)
+    the model's prediction side by side. ``corrupt`` is the learner's own function (called as
+    ``corrupt(x, amount)`` with one amount per image, under a fixed seed), so an edited corruption
+    cell changes what the slider shows; ``x`` is a batch in [0, 1]. Used in "Diffusion Models
+    from Scratch" (after training the BasicUNet)."""
+    return CorruptionWidget(corrupt, model, x, device, seed, num_frames)
 
 
 def model_view_widget(model, scheduler, x0: torch.Tensor, device=None, seed: int = 0,

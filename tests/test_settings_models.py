@@ -81,23 +81,6 @@ def test_unknown_preset_names_the_choices():
         cu.make_unet("butterfly")
 
 
-def test_corrupt_at_zero_and_one():
-    x = torch.rand(4, 1, 8, 8)
-    assert torch.equal(corrupt(x, torch.zeros(4)), x)
-    torch.manual_seed(1)
-    noisy = corrupt(x, torch.ones(4))
-    torch.manual_seed(1)
-    assert torch.allclose(noisy, torch.rand_like(x))  # pure noise, nothing of x left
-    half = corrupt(x, 0.5)
-    assert half.min() >= 0 and half.max() <= 1
-
-
-def test_corrupt_rejects_wrong_amount_shape():
-    import pytest
-    with pytest.raises(ValueError, match="one value per image"):
-        corrupt(torch.rand(4, 1, 8, 8), torch.rand(3))
-
-
 def test_a_few_training_steps_lower_the_loss():
     # The from-scratch objective on a fixed batch: predict the clean image from a corrupted one.
     cu.seed_everything(0)

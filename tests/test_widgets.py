@@ -160,7 +160,7 @@ def test_corruption_widget_shows_corrupt_and_prediction():
     torch.manual_seed(0)
     model = cu.BasicUNet()
     x = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(2))
-    w = cu.corruption_widget(model, x, seed=7, num_frames=11)
+    w = cu.corruption_widget(cu.corrupt, model, x, seed=7, num_frames=11)
     w.slider.value = 0.0
     same_picture(w.shown_images()[0], shown_as(x, (0, 1)))
     w.slider.value = 0.3
@@ -174,9 +174,39 @@ def test_corruption_widget_shows_corrupt_and_prediction():
     Image.open(io.BytesIO(w.static_png())).verify()
 
 
-def test_corruption_widget_wants_unit_range_images():
+def test_corruption_widget_uses_the_learners_corrupt():
+    """An edited corruption cell changes what the slider shows: here the original unit's form
+    (``amount.view(-1, 1, 1, 1)``) with a darkening instead of noise, and one with Gaussian noise."""
+    def darken(x, amount):
+        return x * (1 - amount.view(-1, 1, 1, 1))
+
+    def gaussian(x, amount):
+        amount = amount.view(-1, 1, 1, 1)
+        return (x * (1 - amount) + torch.randn_like(x) * amount * 0.1).clamp(0, 1)
+
+    model = cu.BasicUNet()
+    x = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(5))
+    w = cu.corruption_widget(darken, model, x, num_frames=5)
+    w.slider.value = 0.5
+    same_picture(w.shown_images()[0], shown_as(x * 0.5, (0, 1)))
+    with torch.no_grad():
+        same_picture(w.shown_images()[1], shown_as(model(x * 0.5), (0, 1)), tolerance=1)
+    w = cu.corruption_widget(gaussian, model, x, seed=3, num_frames=5)
+    w.slider.value = 0.75
+    torch.manual_seed(3)
+    same_picture(w.shown_images()[0], shown_as(gaussian(x, torch.full((3,), 0.75)), (0, 1)))
+    w.slider.value = 0.25  # the same noise at every amount: only the amount changes
+    torch.manual_seed(3)
+    same_picture(w.shown_images()[0], shown_as(gaussian(x, torch.full((3,), 0.25)), (0, 1)))
+
+
+def test_corruption_widget_bad_input_says_what_to_do():
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        cu.corruption_widget(cu.BasicUNet(), torch.rand(2, 1, 28, 28) * 2 - 1)
+        cu.corruption_widget(cu.corrupt, cu.BasicUNet(), torch.rand(2, 1, 28, 28) * 2 - 1)
+    with pytest.raises(TypeError, match="corrupt function first"):
+        cu.corruption_widget(cu.BasicUNet(), torch.rand(2, 1, 28, 28), "cpu")  # the old order (model, x, device)
+    with pytest.raises(ValueError, match="shaped like x"):
+        cu.corruption_widget(lambda x, amount: x[:, :, :14], cu.BasicUNet(), torch.rand(2, 1, 28, 28))
 
 
 # --- model view -----------------------------------------------------------------------------------------

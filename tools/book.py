@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import copy
 import hashlib
-import importlib.util
 import json
 import os
 import posixpath
@@ -44,6 +43,8 @@ import time
 from pathlib import Path
 
 import nbformat
+
+from tools import cn_sync
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -62,9 +63,6 @@ LAUNCH_TEXT = {
            "download": "下载笔记本 (.ipynb)"},
 }
 
-_spec = importlib.util.spec_from_file_location("cn_sync", ROOT / "tools" / "cn_sync.py")
-cn_sync = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(cn_sync)
 
 
 class BookError(RuntimeError):

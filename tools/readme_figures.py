@@ -11,7 +11,7 @@
   Figure 2, drawn with one butterfly: the forward process q adds noise, the learnt reverse process
   p_theta removes it.
 
-Run: ``python tools/readme_figures.py`` (the full size: about 25 minutes on 2 CPU cores, most of it
+Run: ``python -m tools.readme_figures`` (the full size: about 25 minutes on 2 CPU cores, most of it
 training; ``--butterflies DIR`` reuses a pipeline trained before). With ``COURSE_QUICK=1`` every size
 shrinks (a few training steps: noise, not pictures) so a test can run the whole script in CI; the
 quick pictures go to ``--out``, never over the committed ones unless you ask. Data as in the
