@@ -24,26 +24,17 @@ from urllib.parse import unquote, urlsplit
 import nbformat
 import pytest
 import torch
+from conftest import need
 
 from tools import book
 
 ROOT = Path(__file__).resolve().parents[1]
 
-CHROMIUM = os.environ.get("COURSE_CHROMIUM", "/usr/bin/chromium")
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                "--disable-component-update", "--no-first-run", "--disable-extensions"]
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 DEAD_WIDGET = ["Loading widget", "loading widget", WIDGET_VIEW, "version_major", '"model_id"', "&quot;model_id&quot;",
                "HBox(children", "VBox(children", "IntSlider(", "FloatProgress("]
 #: Scripts a page may load from outside the site: MathJax renders the formulas (Sphinx's default).
 EXTERNAL_SCRIPTS_ALLOWED = ("https://cdn.jsdelivr.net/npm/mathjax@",)
-
-
-def _need(what: str):
-    if os.environ.get("COURSE_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"COURSE_REQUIRE_BROWSER=1 but {what}: pip install -e '.[dev,book]' (make test does), and "
-                    "Debian's chromium (apt-get install chromium; never `playwright install`).")
-    pytest.skip(what)
 
 
 # ----------------------------------------------------------------------------- pieces
@@ -179,7 +170,7 @@ def site(tmp_path_factory):
     """The quick book, built once per session (both notebooks executed in quick mode)."""
     for module in ("sphinx", "myst_nb", "sphinx_book_theme", "nbclient"):
         if importlib.util.find_spec(module) is None:
-            _need(f"{module} is not installed (the [book] extra)")
+            need(f"{module} is not installed (the [book] extra)")
     cache = os.environ.get("COURSE_TEST_CACHE") or str(tmp_path_factory.mktemp("book-course-cache"))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HF_HUB_OFFLINE", "1")
@@ -324,22 +315,6 @@ def server(site):
 class _Quiet(SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
-
-
-@pytest.fixture
-def page():
-    if not (shutil.which(CHROMIUM) or os.path.exists(CHROMIUM)):
-        _need(f"no Chromium at {CHROMIUM}")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _need("the playwright package is not installed")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS)
-        try:
-            yield browser.new_page(viewport={"width": 1280, "height": 900})
-        finally:
-            browser.close()
 
 
 def _check_slider(page, slider, data, tmp_path, tag):

@@ -16,11 +16,6 @@ import uuid
 
 import pytest
 
-from course_utils.settings import env_flag
-
-CHROMIUM = os.environ.get("COURSE_CHROMIUM", "/usr/bin/chromium")
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                "--disable-component-update", "--no-first-run", "--disable-extensions"]
 T = 100  # timesteps of the notebook's scheduler: small, so the cell runs in a second
 
 NOTEBOOK_CELLS = [
@@ -31,13 +26,6 @@ NOTEBOOK_CELLS = [
     f"w = cu.forward_process_widget(DDPMScheduler(num_train_timesteps={T}), x0)\n"
     "w",
 ]
-
-
-def _need(what: str):
-    if env_flag("COURSE_REQUIRE_BROWSER"):
-        pytest.fail(f"COURSE_REQUIRE_BROWSER=1 but {what}: install Debian's chromium (apt-get install chromium) "
-                    "and the playwright package (pip install playwright; never `playwright install`).")
-    pytest.skip(what)
 
 
 def _free_port() -> int:
@@ -112,23 +100,6 @@ def lab(tmp_path):
     finally:
         _stop_tree(proc)
         log.close()
-
-
-@pytest.fixture
-def page():
-    """A headless Chromium page (Debian's chromium driven by Playwright), always closed."""
-    if not (shutil.which(CHROMIUM) or os.path.exists(CHROMIUM)):
-        _need(f"no Chromium at {CHROMIUM}")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _need("the playwright package is not installed")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS)
-        try:
-            yield browser.new_page(viewport={"width": 1280, "height": 900})
-        finally:
-            browser.close()
 
 
 def test_widget_runs_live_in_jupyterlab(page, lab, tmp_path):  # browser first: a skip starts no server
