@@ -32,12 +32,12 @@ lint: setup                 ## ruff: pyflakes, pycodestyle and import order, not
 
 # Benchmarks print figures (not tests); each runs as a module: python -m benchmarks.NAME [--help].
 FAST_BENCHMARKS = data_pipeline train_speed widgets
-LONG_BENCHMARKS = notebook01_cpu mnist_sample_quality
+LONG_BENCHMARKS = notebook01_cpu mnist_sample_quality book_build
 
 benchmark: setup            ## the fast benchmarks: data pipeline, training speed, widgets (minutes)
 	for b in $(FAST_BENCHMARKS); do $(BIN)/python -m benchmarks.$$b || exit 1; done
 
-benchmark-long: setup       ## notebook 01 at full size on the CPU, notebook 02's sample quality (~30 min)
+benchmark-long: setup       ## notebook 01 at full size on the CPU, notebook 02 and its sample quality, the book build (~45 min)
 	for b in $(LONG_BENCHMARKS); do HF_HUB_OFFLINE=1 $(BIN)/python -m benchmarks.$$b || exit 1; done
 
 book: setup                 ## the reading edition: execute the notebooks (cached), render the bilingual site in build/book/html

@@ -89,3 +89,12 @@ def draw_butterfly(seed: int, size: int = 128) -> Image.Image:
     img = np.clip(img + rng.normal(0, 0.01, img.shape), 0, 1)  # a little photographic grain
     return Image.fromarray((img * 255).round().astype(np.uint8), "RGB")
 
+
+
+def draw_butterflies(n: int, size: int = 128, first_seed: int = 0) -> list[Image.Image]:
+    """Draw ``n`` butterflies (seeds ``first_seed`` .. ``first_seed + n - 1``).
+
+    Used in "Introduction to Diffusers" (section "Data"), where the data-pipeline cell shows the
+    resize, scaling and flip on four full-size pictures: these when the Hub cannot be reached.
+    """
+    return [draw_butterfly(first_seed + i, size) for i in range(n)]
