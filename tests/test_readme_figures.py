@@ -54,4 +54,4 @@ def test_committed_pictures_are_small_and_shown(figures, readme):
         path = ROOT / "docs" / name
         assert path.is_file() and path.stat().st_size <= figures.MAX_BYTES
         assert f"(docs/{name})" in text
-    assert "tools/readme_figures.py" in text
+    assert "python -m tools.readme_figures" in text
