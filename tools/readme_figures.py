@@ -1,7 +1,7 @@
 """Draw the README's two pictures from real runs: ``docs/unit1_overview.png`` and ``docs/ddpm_chain.png``.
 
 - ``unit1_overview.png`` (the README's opening picture): the forward process on a few butterflies
-  (the cosine schedule both notebooks train with), samples of notebook 01's model (a
+  (the cosine schedule notebook 01 trains with), samples of notebook 01's model (a
   ``UNet2DModel`` at notebook 01's CPU size, trained by the course's training script with the
   notebook's settings: the preset ``butterflies-cpu``, 30 epochs of batches of 64, AdamW at 4e-4,
   flips; sampled like the notebook's DDPM pipeline) and samples of notebook 02's ``BasicUNet``
