@@ -18,6 +18,7 @@ import course_utils as cu
 from course_utils.data_sources import STANDIN_BUTTERFLIES
 from tools.notebook_code import code_cells, run_cells
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models (tests/conftest.py)
 NOTEBOOK = "01_introduction_to_diffusers.ipynb"
 
 #: Every number the prose states, as a phrase with ``{field}``s from ``facts``: a rewording changes one row.
@@ -40,15 +41,6 @@ STATED = [
     "by $t = 500$, $\\sqrt{{\\bar\\alpha_t}}$ is already below {alpha_bar_500}",
     "warms up over the first {warmup} steps",
 ]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one thread is as fast, and many times faster on a shared, busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

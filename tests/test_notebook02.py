@@ -21,6 +21,7 @@ import course_utils as cu
 from tools import figures
 from tools.notebook_code import code_cells, run_cells
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models (tests/conftest.py)
 NOTEBOOK = "02_diffusion_models_from_scratch.ipynb"
 
 #: Every number the prose states, as a phrase with ``{field}``s from ``facts``: a rewording changes one row.
@@ -42,15 +43,6 @@ STATED = [
     "at least 90% sure of {basic_pct_with_ddpm}% of BasicUNet's {n_samples} samples, {ddpm_pct}% of the DDPM model's "
     "with our {ddpm_cpu_sampling_steps}-step sampler and {ddim_pct}% with DDIM's {ddim_steps} steps",
 ]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one thread is as fast, and many times faster on a shared, busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
