@@ -92,6 +92,8 @@ def seed_everything(seed: int = 0) -> torch.Generator:
     ``set_seed``). Returns a CPU ``torch.Generator`` seeded the same way, for code that wants its
     own stream.
     """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2 ** 32:
+        raise ValueError(f"seed must be a whole number from 0 to {2 ** 32 - 1} (NumPy's range), not {seed!r}")
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # seeds CUDA and MPS too

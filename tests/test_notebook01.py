@@ -90,7 +90,7 @@ def test_widgets_are_called_where_the_lesson_says(cells):
 
 
 def test_training_script_cell_uses_real_options(cells):
-    from course_utils.train_args import build_parser
+    from course_utils.train.args import build_parser
 
     options = {o for action in build_parser()._actions for o in action.option_strings}
     used = set(re.findall(r"--[a-z_]+", cells["scale"].source + cells["scale-md"].source + cells["project-md"].source))
@@ -110,7 +110,7 @@ def _commands(markdown_text):
 
 
 def test_every_accelerate_command_parses_and_the_cpu_has_its_own(cells, monkeypatch):
-    from course_utils.train_args import parse_args
+    from course_utils.train.args import parse_args
 
     commands = _commands(cells["scale-md"].source)
     assert len(commands) == 3
@@ -227,7 +227,7 @@ def test_the_data_pipeline_cell_shows_what_the_helper_does(cells):
 def test_training_uses_the_cosine_schedule_like_the_script(cells):
     from diffusers import DDPMScheduler
 
-    from course_utils.train_args import build_parser
+    from course_utils.train.args import build_parser
 
     assert 'beta_schedule="squaredcos_cap_v2"' in cells["train-scheduler"].source
     linear = DDPMScheduler(num_train_timesteps=1000)

@@ -143,3 +143,8 @@ def test_d37_a_relative_folder_that_does_not_exist_is_not_taken_for_a_hub_name(t
     with pytest.raises(FileNotFoundError, match="imgs/nope"):
         cu.load_butterflies(size=8, source="imgs/nope")
 
+
+
+def test_seed_everything_checks_the_seed():
+    with pytest.raises(ValueError, match="^seed must be"):
+        settings.seed_everything(-1)
