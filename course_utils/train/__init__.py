@@ -17,7 +17,13 @@ seeded with (seed, r, e), and the noise and timesteps of optimizer step s from o
 Launching: ``accelerate launch -m course_utils.train ...`` uses ``accelerate config``'s set-up (GPUs,
 machines); on several machines ``--output_dir`` must be a shared folder. Several processes on a CPU:
 ``ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 -m course_utils.train ...``
-(Accelerate's ``--cpu`` flag alone starts one process unless MPI is set up). Ctrl-C (or SIGTERM) stops
-cleanly at the end of the current step (a second Ctrl-C at once) with exit code 130 and says which
-checkpoint to resume from.
+(Accelerate's ``--cpu`` flag alone starts one process unless MPI is set up). Ctrl-C (or SIGTERM, also
+when sent to ``accelerate launch``) stops cleanly at the end of the current step, after saving a
+checkpoint of it (a second Ctrl-C stops at once), with exit code 130 (143 for SIGTERM), and says
+how to resume.
+
+Work is never mixed or lost: one run per ``--output_dir`` (a lock, and a fresh run never starts
+where another run's checkpoints are); a resumed run must use the checkpoint's options; checkpoints
+hold safetensors and JSON only, checked against their SHA-256 before they are trusted; a NaN loss
+or a full disk stops the run with one line before anything bad is saved.
 """

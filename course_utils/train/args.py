@@ -157,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     output = parser.add_argument_group("output and checkpoints")
     output.add_argument("--output_dir", type=_folder_name, default="ddpm-butterflies",
-                        help="Where the pipeline, samples, logs and checkpoints go.")
+                        help="Where the pipeline, samples, logs and checkpoints go: one run per folder (a folder "
+                             "holding another run's checkpoints takes only --resume_from_checkpoint).")
     output.add_argument("--save_images_epochs", type=_positive_int, default=10,
                         help="Save a grid of samples every N epochs (and at the end) to samples/.")
     output.add_argument("--save_model_epochs", type=_positive_int, default=10,
@@ -171,8 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Keep only the newest N checkpoints.")
     output.add_argument("--resume_from_checkpoint", default=None,
                         help="A checkpoint folder (a path, or a name inside --output_dir) to continue from, or "
-                             "'latest' for the newest complete one in --output_dir ('latest' with none there "
-                             "starts afresh).")
+                             "'latest' for the newest intact one in --output_dir ('latest' with none there "
+                             "starts afresh; damaged ones are passed over). Resume with the options the checkpoint "
+                             "was made with (a longer --max_train_steps or --num_epochs is fine).")
 
     hub = parser.add_argument_group("sharing on the Hugging Face Hub")
     hub.add_argument("--push_to_hub", action="store_true",
