@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         if run is not None and run.lock is not None:
-            run.lock.__exit__(None, None, None)
+            run.lock.release()
     return 0
 
 

@@ -152,7 +152,7 @@ class RunLock:
         self.path = Path(output_dir) / LOCK_FILE
         self.file = None
 
-    def __enter__(self) -> RunLock:
+    def acquire(self) -> RunLock:
         try:
             import fcntl
         except ImportError:  # Windows
@@ -174,10 +174,16 @@ class RunLock:
         self.file.flush()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def release(self) -> None:
         if self.file is not None:
             self.file.close()  # releases the lock
             self.file = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
 
 
 # --- Writing and reading --------------------------------------------------------------------------

@@ -113,7 +113,7 @@ def setup(args) -> Run:
     lock = None
     if accelerator.is_main_process:  # one run per folder: before anything is written there
         try:
-            lock = checkpoints.RunLock(output_dir).__enter__()
+            lock = checkpoints.RunLock(output_dir).acquire()
         except checkpoints.CheckpointError as error:
             raise UsageError(str(error)) from error
     set_seed(args.seed)  # the same on every process, so every process builds the same initial model
