@@ -288,7 +288,7 @@ def test_d8_a_checkpoint_round_trip_restores_every_state_bit_for_bit(tmp_path):
     from diffusers.optimization import get_scheduler
     from diffusers.training_utils import EMAModel
 
-    def make():
+    def make(total_steps=10):
         torch.manual_seed(0)
         model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 2))
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
@@ -296,7 +296,8 @@ def test_d8_a_checkpoint_round_trip_restores_every_state_bit_for_bit(tmp_path):
                                       scaler=torch.amp.GradScaler("cpu", init_scale=1024.0),
                                       wait_for_everyone=lambda: None)
         return SimpleNamespace(accelerator=accelerator, model=model, optimizer=optimizer,
-                               lr_scheduler=get_scheduler("cosine", optimizer, num_warmup_steps=2, num_training_steps=10),
+                               lr_scheduler=get_scheduler("cosine", optimizer, num_warmup_steps=2,
+                                                          num_training_steps=total_steps),
                                ema=EMAModel(model.parameters(), decay=0.9, use_ema_warmup=True))
 
     def step(run):
@@ -324,3 +325,9 @@ def test_d8_a_checkpoint_round_trip_restores_every_state_bit_for_bit(tmp_path):
     assert trained.lr_scheduler.get_last_lr() == resumed.lr_scheduler.get_last_lr()
     assert all(torch.equal(a, b) for a, b in zip(trained.ema.shadow_params, resumed.ema.shadow_params))
     assert trained.accelerator.scaler.state_dict() == resumed.accelerator.scaler.state_dict()
+    # A longer run resumed from it: its first step already uses the longer schedule's rate, not the stale one.
+    longer = make(total_steps=20)
+    checkpoints.load(longer, tmp_path / "checkpoint-3")
+    expected = 1e-2 * longer.lr_scheduler.lr_lambdas[0](3)
+    assert longer.optimizer.param_groups[0]["lr"] == expected == longer.lr_scheduler.get_last_lr()[0]
+    assert expected != 1e-2 * trained.lr_scheduler.lr_lambdas[0](3)  # the 10-step schedule's rate at step 3
