@@ -130,12 +130,16 @@ def test_d4_d5_a_fresh_run_never_mixes_with_another_run_s_checkpoints(copy_of_ba
 
 
 def test_d17_two_runs_never_share_an_output_folder(workdir, tmp_path):
+    from course_utils.train.loop import UsageError, setup
+
     out = tmp_path / "busy"
+    args = train_args.parse_args(tiny_args(workdir, out, "--max_train_steps", "1"))
     with checkpoints.RunLock(out):  # another run holds the folder
-        result = run_script(tiny_args(workdir, out, "--max_train_steps", "1"), tmp_path, timeout=120)
-    assert result.returncode == 2, result.stderr[-2000:]
-    assert "another training run is writing to" in result.stderr and "Traceback" not in result.stderr
-    assert not (out / "logs" / "loss.csv").exists()
+        with pytest.raises(UsageError, match=f"another training run is writing to {out} \\(process {os.getpid()}\\)"):
+            setup(args)  # stops before the data is loaded or anything is written
+    assert sorted(p.name for p in out.rglob("*")) == [".training.lock", "logs"]  # nothing but the lock
+    run = setup(args)  # free again: this run takes the folder
+    run.lock.release()
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -149,7 +149,8 @@ class RunLock:
     released by the system when the process ends, even by SIGKILL; no lock on Windows)."""
 
     def __init__(self, output_dir: str | os.PathLike):
-        self.path = Path(output_dir) / LOCK_FILE
+        self.output_dir = Path(output_dir)
+        self.path = self.output_dir / LOCK_FILE
         self.file = None
 
     def acquire(self) -> RunLock:
@@ -166,7 +167,7 @@ class RunLock:
             holder = self.file.read().strip() or "unknown"
             self.file.close()
             self.file = None
-            raise CheckpointError(f"another training run is writing to {self.path.parent} (process {holder}): "
+            raise CheckpointError(f"another training run is writing to {self.output_dir} (process {holder}): "
                                   "wait for it to finish, stop it, or choose another --output_dir.") from None
         self.file.seek(0)
         self.file.truncate()
