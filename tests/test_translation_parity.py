@@ -286,3 +286,20 @@ def test_normalise_command_rewrites_the_files_given(tmp_path, capsys):
     assert cn_sync.main(["--normalise", str(md)]) == 0
     assert md.read_text(encoding="utf-8") == "第一行第二行\n\n```\n代码\n行\n```\n"
     assert cn_sync.main(["--normalise", str(md)]) == 0 and "unchanged" in capsys.readouterr().out
+
+
+def test_carry_command_updates_the_chinese_notebook(tmp_path, monkeypatch, capsys):
+    import nbformat
+
+    en, cn = _translated("Teh docs.", "文档。")
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.setattr(cn_sync, "ROOT", tmp_path)
+    monkeypatch.setattr(cn_sync, "NOTEBOOKS", tmp_path / "notebooks")
+    en.cells[0].source = "The docs."
+    nbformat.write(en, str(tmp_path / "notebooks" / "01_x.ipynb"))
+    nbformat.write(cn, str(tmp_path / "notebooks" / "01_x_CN.ipynb"))
+    assert cn_sync.main(["--check"]) == 1  # the English changed: the gate holds
+    assert cn_sync.main(["--carry", "a"]) == 0 and "Say so in the commit message" in capsys.readouterr().out
+    assert cn_sync.main(["--check"]) == 0
+    assert cn_sync.read(tmp_path / "notebooks" / "01_x_CN.ipynb").cells[0].source == "文档。"
+    assert cn_sync.main(["--carry", "missing"]) == 1

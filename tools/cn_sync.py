@@ -581,9 +581,9 @@ def _carry_main(args) -> int:
         if any(c.get("id") == args.carry for c in cn_nb.cells):
             found.append((en_path, cn_path, cn_nb))
     if len(found) != 1:
-        where = ", ".join(p.name for _, p, _ in found) or "no Chinese notebook"
-        print(f"--carry {args.carry}: found in {where}; name exactly one notebook (e.g. `--carry {args.carry} 02`)",
-              file=sys.stderr)
+        print(f"--carry: no Chinese notebook has a cell with id {args.carry!r}" if not found else
+              f"--carry: {', '.join(p.name for _, p, _ in found)} all have a cell {args.carry!r}: name the notebook "
+              f"too (e.g. `--carry {args.carry} 02`)", file=sys.stderr)
         return 1
     en_path, cn_path, cn_nb = found[0]
     try:
@@ -591,6 +591,9 @@ def _carry_main(args) -> int:
     except CarryError as err:
         print(f"--carry: {cn_path.name}: {err}", file=sys.stderr)
         return 1
+    if message.endswith("already up to date"):
+        print(f"{cn_path.relative_to(ROOT)}: {message}; nothing to do")
+        return 0
     _write(cn_nb, cn_path)
     print(f"{cn_path.relative_to(ROOT)}: {message}. Say so in the commit message.")
     return 0
