@@ -366,11 +366,11 @@ def check_writable(out: Path) -> None:
 
 def build(out: Path = DEFAULT_OUT, quick: bool | None = None, use_cache: bool = True) -> dict:
     """Execute (or reuse), copy to the Chinese pages, assemble and render. Returns build.json's figures."""
+    out = Path(out).resolve()
+    check_writable(out)  # before importing torch & co. (seconds) and executing notebooks (minutes)
     from course_utils.settings import env_flag
 
     quick = env_flag("COURSE_QUICK") if quick is None else quick
-    out = Path(out).resolve()
-    check_writable(out)
     start = time.perf_counter()
     device = device_kind()
     english = english_notebooks()
