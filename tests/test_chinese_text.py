@@ -175,7 +175,7 @@ def test_no_avoided_wording_in_the_chinese_files(chinese):
 # ----------------------------------------------------------------------------- typesetting rules
 #: (rule of the glossary, pattern over the prose: no code span, formula, URL or fence)
 RULES = [
-    ("一个词后面只跟一对括号", re.compile(r"[\u4e00-\u9fff] \([A-Za-z][^()（）]*\)\s*[（(]")),
+    ("一个词后面只跟一对括号", re.compile(r"[\u4e00-\u9fff] \([A-Za-z][^()（）]*\) ?[（(]")),
     ("引号“”紧贴汉字，不加空格", re.compile(r"[\u4e00-\u9fff，。；：] +“|“ +| +”|” +[\u4e00-\u9fff，。；：]")),
     ("引用文献写成“Ho 等人 (2020)”", re.compile(r"[A-Z][a-z]+ 等(?=[，,]\s*(?:\d{4}|\[))|等人[，,]\s*\d{4}|等人 \d{4}")),
     ("尺寸用“×”且不加空格（28×28）", re.compile(r"\d ?x ?\d|\d ×|× \d")),
