@@ -172,6 +172,19 @@ def test_no_avoided_wording_in_the_chinese_files(chinese):
     assert not found, "wordings the glossary avoids (docs/glossary_CN.md, 避免):\n" + "\n".join(found)
 
 
+def test_no_avoided_wording_in_the_chinese_strings_of_the_code():
+    """The Chinese the code shows (exercise hints, the site's labels) uses the glossary's terms too."""
+    avoid = avoided_terms()
+    files = [*(ROOT / "course_utils").rglob("*.py"), *(ROOT / "tools").glob("*.py"), *(ROOT / "docs" / "book").rglob("*.*")]
+    found = []
+    for path in files:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if not cn_sync.CJK.search(text):
+            continue
+        found += [f"{path.relative_to(ROOT)}: “{word}” → {term}" for word, term in avoid.items() if word in text]
+    assert not found, "wordings the glossary avoids (docs/glossary_CN.md, 避免):\n" + "\n".join(found)
+
+
 # ----------------------------------------------------------------------------- typesetting rules
 #: (rule of the glossary, pattern over the prose: no code span, formula, URL or fence)
 RULES = [
