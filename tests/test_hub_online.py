@@ -118,10 +118,10 @@ def test_training_script_trains_on_a_hub_data_set_and_pushes_only_what_it_wrote(
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"Training on Hub: {BUTTERFLIES}: 8 images" in result.stdout
     repo = hub.repo("models", f"{USER}/tiny-ddpm")
-    assert repo is not None and f"Pushed {len(repo.files)} files to {hub.url}/{USER}/tiny-ddpm" in result.stdout
     assert set(repo.files) == {"README.md", "model_index.json", "unet/config.json",
                                "unet/diffusion_pytorch_model.safetensors", "scheduler/scheduler_config.json",
                                "samples/epoch-0001.png", "logs/loss.csv"}
+    assert f"Pushed 7 files to {hub.url}/{USER}/tiny-ddpm" in result.stdout
     assert repo.files["unet/diffusion_pytorch_model.safetensors"] == (
         out / "unet" / "diffusion_pytorch_model.safetensors").read_bytes()
     card = repo.files["README.md"].decode()
