@@ -226,7 +226,7 @@ class _Handler(BaseHTTPRequestHandler):
             name = request["name"]
             repo_id = name if "/" in name else f"{request.get('organization') or USER}/{name}"
             existed = hub.repo(kind, repo_id) is not None
-            hub.add(kind, repo_id).private = bool(request.get("private"))
+            hub.add(kind, repo_id).private = request.get("visibility") == "private" or bool(request.get("private"))
             prefix = "" if kind == "models" else f"{kind}/"
             reply = {"url": f"{hub.url}/{prefix}{repo_id}", "name": repo_id, "id": repo_id}
             if existed:
