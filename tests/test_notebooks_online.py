@@ -6,8 +6,7 @@ offline elsewhere):
 
 1. The online branches execute: notebook 01 downloads the pretrained pipeline, streams four
    butterflies, loads the data set from the Hub and uploads the trained pipeline with a model
-   card; the scaling-up cell's training script loads the Hub data too. Notebook 02 loads MNIST
-   from the Hub.
+   card; the scaling-up cell runs the training script online. Notebook 02 loads MNIST from the Hub.
 2. Re-runs: after the whole run, running every code cell again in order succeeds (a learner who
    runs all cells twice, or goes back to the top, must not meet an error).
 3. The same figures: the set-up cell seeds everything, so the second pass must draw the same
@@ -91,9 +90,10 @@ def test_online_branches_run(twice, hub):
         assert f"Uploaded: https://huggingface.co/{USER}/ddpm-butterflies-32px-course" in outputs_text(first, "share")
         pushed = hub.repo("models", f"{USER}/ddpm-butterflies-32px-course")
         assert pushed is not None and {"model_index.json", "README.md"} <= set(pushed.files)
-        assert "Training on Hub: huggan/smithsonian_butterflies_subset" in outputs_text(first, "scale")
+        # The scaling-up cell's training script ran (its own output goes to the kernel's terminal, not the cell).
+        assert "Written: logs, model_index.json, samples, scheduler, unet" in outputs_text(first, "scale")
     else:
-        assert "from Hub: ylecun/mnist" in outputs_text(first, "data") or "Hub: ylecun/mnist" in outputs_text(first, "data")
+        assert "training images from Hub: ylecun/mnist" in outputs_text(first, "data")
 
 
 def test_every_cell_runs_again_after_a_whole_run(twice):
