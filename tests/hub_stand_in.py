@@ -19,8 +19,9 @@ course uses, read from those libraries' source:
 ``"METHOD /path-prefix"`` strings, e.g. ``{"POST /api/repos/create"}``, or ``{"*"}`` for everything.
 Every request is logged in ``requests`` as ``"METHOD /path"``; uploads land in ``commits``.
 
-Used by tests/test_hub_online.py (the online path of the loaders, the pipelines, the training
-script and both notebooks) through the ``hub`` fixture of tests/conftest.py.
+Used through the ``hub`` fixture of tests/conftest.py by tests/test_hub_online.py (the loaders, a
+pretrained pipeline, the training script, the book build) and tests/test_notebooks_online.py (both
+notebooks); ``hub_env`` gives the environment of a process that talks to it.
 """
 from __future__ import annotations
 
@@ -67,6 +68,7 @@ class Repo:
         return None
 
     def tree(self, folder: str, recursive: bool) -> list[dict]:
+        """The entries under ``folder``: its children, or with ``recursive`` everything below it."""
         folder = folder.strip("/")
         prefix = folder + "/" if folder else ""
         seen, out = set(), []
@@ -77,12 +79,13 @@ class Repo:
             parts = range(1, len(rest) + 1) if recursive else [1]
             for n in parts:
                 sub = prefix + "/".join(rest[:n])
-                if sub not in seen and (n == len(rest) or recursive or n == 1):
+                if sub not in seen:
                     seen.add(sub)
                     out.append(self.entry(sub))
         return out
 
-    def info(self, base: str) -> dict:
+    def info(self) -> dict:
+        """What ``model_info`` / ``dataset_info`` read (``sha`` and ``siblings`` above all)."""
         siblings = [{"rfilename": p, "size": len(b)} for p, b in sorted(self.files.items())]
         return {"_id": self.commit[:24], "id": self.repo_id, "sha": self.commit, "private": self.private,
                 "disabled": False, "gated": False, "downloads": 0, "likes": 0, "tags": [],
@@ -252,7 +255,7 @@ class _Handler(BaseHTTPRequestHandler):
         if revision not in ("main", repo.commit):
             return self._error(404, "RevisionNotFound", f"Invalid rev id: {revision}")
         if action in (None, "revision") and method == "GET":
-            return self._json(repo.info(self.hub.url))
+            return self._json(repo.info())
         if action == "tree" and method == "GET":
             if sub and repo.entry(sub) is None:
                 return self._error(404, "EntryNotFound", f"{sub} does not exist on {revision}")

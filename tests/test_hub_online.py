@@ -133,16 +133,14 @@ def test_a_stalled_hub_stops_the_push_before_training(hub, stall, tmp_path):
     """D6, before training: creating the repository is bounded, and nothing trains."""
     stall("POST /api/repos/create")
     out = tmp_path / "run"
-    started = time.perf_counter()
     result = train(hub, tmp_path, out, "--dataset_name", BUTTERFLIES, "--push_to_hub", "--hub_model_id", "stalled",
-                   timeout=120, COURSE_HUB_TIMEOUT="2")
+                   timeout=120, COURSE_HUB_TIMEOUT="2")  # before the fix: waits forever (TimeoutExpired)
     assert result.returncode == 2, result.stderr[-3000:]
     assert "did not answer within 2 s" in result.stderr and "Nothing was trained" in result.stderr
     assert "Traceback" not in result.stderr and not (out / "unet").exists()
-    assert time.perf_counter() - started < 100
 
 
-def test_a_stalled_upload_is_bounded_and_says_how_to_upload_later(hub, stall, tmp_path, monkeypatch):
+def test_a_stalled_upload_is_bounded_and_says_how_to_upload_later(hub, stall, tmp_path):
     """D6, after training: the upload is bounded and the saved pipeline is named. D35: trained on a
     folder of the learner's images, the model card does not publish the folder's path."""
     images = tmp_path / "alice-private-photos"
@@ -152,7 +150,7 @@ def test_a_stalled_upload_is_bounded_and_says_how_to_upload_later(hub, stall, tm
     stall("POST /api/validate-yaml", "POST /api/models/")
     out = tmp_path / "run"
     result = train(hub, tmp_path, out, "--train_data_dir", str(images), "--push_to_hub", "--hub_model_id",
-                   "upload-stalls", timeout=180, COURSE_HUB_TIMEOUT="2")
+                   "upload-stalls", timeout=180, COURSE_HUB_TIMEOUT="2")  # before the fix: waits forever
     assert result.returncode == 2, result.stderr[-3000:]
     assert "Trained 2 steps" in result.stdout and (out / "unet" / "diffusion_pytorch_model.safetensors").exists()
     message = result.stderr.strip().splitlines()[-1]
