@@ -142,8 +142,9 @@ def push(run, repo_id: str) -> None:
     output_dir = Path(run.args.output_dir)
     write_model_card(run, repo_id)
     files = run_files(output_dir)
-    later = (f"The pipeline is saved in {output_dir}: upload it later with `hf upload {repo_id} {output_dir} "
-             f"--include {' '.join(repr(f) for f in RUN_FILES)}`")
+    include = " ".join(f"--include '{p}'" for p in ("README.md", "model_index.json", "unet/*", "scheduler/*",
+                                                       "samples/*", "logs/loss.csv"))
+    later = f"The pipeline is saved in {output_dir}: upload it later with `hf upload {repo_id} {output_dir} {include}`"
     try:
         bounded(f"Uploading to {repo_id}", lambda: upload_folder(
             repo_id=repo_id, folder_path=output_dir, allow_patterns=files,
@@ -153,11 +154,12 @@ def push(run, repo_id: str) -> None:
         raise
     except Exception as error:  # a network error, a revoked token: the trained model is safe on disk
         raise HubError(f"Uploading to {repo_id} failed ({type(error).__name__}: "
-                         f"{str(error).splitlines()[0][:300] if str(error) else ''}). {later}.") from error
+                       f"{str(error).splitlines()[0][:300] if str(error) else ''}). {later}.") from error
     print(f"Pushed {len(files)} files to {hub_model_url(repo_id)}", flush=True)
 
 
 def hub_model_url(repo_id: str) -> str:
+    """The model's page on the Hub this run talks to (``HF_ENDPOINT`` or huggingface.co)."""
     from .data_sources import hub_endpoint
 
     return f"{hub_endpoint()}/{repo_id}"
