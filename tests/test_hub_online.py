@@ -24,7 +24,7 @@ import torch
 from hub_stand_in import BUTTERFLIES, MNIST, PRETRAINED, USER, butterfly_colour, hub_env
 from PIL import Image
 
-from course_utils import data_sources
+from course_utils import data_sources, hub_timeouts
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_UNET = dict(in_channels=3, out_channels=3, layers_per_block=1, block_out_channels=[8, 16], norm_num_groups=4,
@@ -91,6 +91,23 @@ def test_hub_reachable_answers_the_stand_in_and_gives_up_on_a_stalled_one(hub, s
     started = time.perf_counter()
     assert not data_sources.hub_reachable.__wrapped__(timeout=1.0)
     assert time.perf_counter() - started < 3
+
+
+def test_a_bounded_hub_call_gives_up_says_what_to_do_and_passes_errors_on(monkeypatch):
+    monkeypatch.setenv("HF_ENDPOINT", "http://mirror.example")
+    started = time.perf_counter()
+    with pytest.raises(hub_timeouts.HubTimeout, match=r"^Creating x: the Hub \(http://mirror.example\) did not "
+                                                      r"answer within 1 s\. Try later\.$"):
+        hub_timeouts.bounded("Creating x", lambda: time.sleep(30), 1.0, "Try later.")
+    assert time.perf_counter() - started < 10
+    with pytest.raises(ZeroDivisionError):
+        hub_timeouts.bounded("Dividing", lambda: 1 / 0, 5.0, "")
+    assert hub_timeouts.bounded("Adding", lambda: 1 + 1, 5.0, "") == 2
+    monkeypatch.setenv("COURSE_HUB_TIMEOUT", "soon")
+    with pytest.raises(ValueError, match="COURSE_HUB_TIMEOUT must be a number of seconds"):
+        hub_timeouts.hub_timeout()
+    monkeypatch.setenv("COURSE_HUB_TIMEOUT", "7")
+    assert hub_timeouts.hub_timeout() == 7
 
 
 # --------------------------------------------------------------------------- the training script
