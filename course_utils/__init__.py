@@ -13,10 +13,12 @@ stays in the notebooks; this package holds what would only distract there. One m
 - ``unet_diagram``: the diagram of a ``UNet2DModel``, drawn from its config
 - ``widgets`` (with ``widget_frames`` and ``widget_view``): the timestep sliders
 - ``source``: show a helper's code in a notebook; ``links``: the repository's one URL
+- ``exercises``: checks, hints and solutions for the notebooks' exercises (``cu.exercises.nb02.ex6``)
 - ``user_warnings``: warnings about the learner's input, pointing at the learner's line
 - ``train`` (with ``train_args``, ``checkpoints``, ``train_outputs``): the training script,
   ``python -m course_utils.train`` or ``accelerate launch -m course_utils.train``
 """
+from . import exercises
 from .batches import BatchIterator
 from .corruption import corrupt
 from .data_sources import ImageData, hub_reachable, load_butterflies, load_mnist
@@ -35,7 +37,7 @@ from .widgets import (
 )
 
 __all__ = [
-    "BatchIterator", "corrupt", "ImageData", "hub_reachable", "load_butterflies", "load_mnist",
+    "exercises", "BatchIterator", "corrupt", "ImageData", "hub_reachable", "load_butterflies", "load_mnist",
     "UNET_PRESETS", "BasicUNet", "butterflies_preset_for", "count_parameters", "make_unet", "unet_config",
     "image_grid", "make_grid", "plot_losses", "plot_schedule", "schedule_curves", "show_images",
     "draw_basic_unet", "plot_panels", "env_flag", "get_device", "is_quick", "pick", "seed_everything",

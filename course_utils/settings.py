@@ -77,3 +77,19 @@ def seed_everything(seed: int = 0) -> torch.Generator:
     np.random.seed(seed)
     torch.manual_seed(seed)  # seeds CUDA and MPS too
     return torch.Generator().manual_seed(seed)
+
+
+def exercise_language() -> str:
+    """The language the exercise checks speak: ``"en"``, ``"zh"`` or ``"both"``.
+
+    ``COURSE_LANG`` (``en`` or ``zh``) decides when set. Otherwise the notebook's file name, where
+    the front-end gives it to the kernel (Jupyter Server sets ``JPY_SESSION_NAME``): a ``_CN``
+    notebook speaks Chinese, any other English. Where nothing says (Colab, nbclient), both.
+    """
+    chosen = os.environ.get("COURSE_LANG", "").strip().lower()
+    if chosen in ("en", "zh"):
+        return chosen
+    notebook = os.environ.get("JPY_SESSION_NAME", "")
+    if notebook.endswith(".ipynb"):
+        return "zh" if notebook.endswith("_CN.ipynb") else "en"
+    return "both"
