@@ -20,11 +20,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from notebook_helpers import NOTEBOOKS, cells_by_id, read_notebook
 
 import course_utils as cu
+from tools.notebook_code import NOTEBOOKS, read_notebook, run_cells
 
 REPO = Path(__file__).resolve().parents[1]
+NOTEBOOK_01 = "01_introduction_to_diffusers.ipynb"
 #: Top-level modules the course installs (pyproject's dependencies, and what they bring).
 INSTALLED = {"torch", "diffusers", "datasets", "huggingface_hub", "accelerate", "safetensors", "matplotlib",
              "ipywidgets", "tqdm", "PIL", "numpy", "mlxtend", "IPython", "course_utils"}
@@ -104,7 +105,6 @@ def test_no_torch_dtype_and_no_unguarded_optional_import(where, cell_id, code):
 # --------------------------------------------------------------------------- DreamBooth's guard
 def test_dreambooth_cell_without_transformers_says_what_to_install(monkeypatch):
     """Forced onto its GPU branch with the Hub reachable, and transformers missing."""
-    cell = cells_by_id(read_notebook("01_introduction_to_diffusers.ipynb"))["dreambooth"]
     monkeypatch.setitem(sys.modules, "transformers", None)  # import transformers fails; find_spec gives None
     monkeypatch.setattr(cu, "hub_reachable", lambda *a, **k: True)
     shown = []
@@ -112,10 +112,10 @@ def test_dreambooth_cell_without_transformers_says_what_to_install(monkeypatch):
     printed = io.StringIO()
     try:
         with contextlib.redirect_stdout(printed):
-            exec(compile(cell.source, "dreambooth", "exec"), namespace)
+            run_cells(NOTEBOOK_01, ["dreambooth"], namespace=namespace)
     except Exception as error:  # what a learner would see instead of one line
         pytest.xfail(f"notebook 01 cell 'dreambooth' raises {type(error).__name__} without transformers "
-                     f"(issue 20 adds the guard): {str(error).splitlines()[0][:200]}")
+                     f"(issue 20 adds the guard): {next((t for t in str(error).splitlines() if t.strip()), '')[:200]}")
     lines = [line for line in printed.getvalue().splitlines() if line.strip()]
     assert len(lines) == 1 and "transformers" in lines[0] and "install" in lines[0], lines
     assert not shown
@@ -145,11 +145,10 @@ def test_the_script_s_gpu_command_is_accepted_on_a_gpu(monkeypatch):
         launched.append(command)
         raise _Launched
 
-    cell = cells_by_id(read_notebook("01_introduction_to_diffusers.ipynb"))["scale"]
     monkeypatch.setattr("subprocess.run", fake_run)
     namespace = dict(ON_GPU=True, cu=cu, batch_size=16, Path=Path, display=print)
     with pytest.raises(_Launched), contextlib.redirect_stdout(io.StringIO()):
-        exec(compile(cell.source, "scale", "exec"), namespace)
+        run_cells(NOTEBOOK_01, ["scale"], namespace=namespace)
     command = launched[0]
     assert command[1:3] == ["-m", "course_utils.train"] and "fp16" in command and "--use_ema" in command
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)

@@ -22,7 +22,8 @@ from pathlib import Path
 import nbformat
 import pytest
 from hub_stand_in import PRETRAINED, USER, hub_env
-from notebook_helpers import NOTEBOOKS
+
+from tools.notebook_code import NOTEBOOKS
 
 #: Cells that are known to fail on a second run (or to draw something else), by notebook: the
 #: notebooks' authors fix them (issues 19 and 20); until then the tests say which cell it is.
