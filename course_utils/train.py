@@ -184,9 +184,9 @@ def setup(args) -> Run:
         accelerator.register_for_checkpointing(ema)
 
     run = Run(args=args, accelerator=accelerator, model=model, optimizer=optimizer, lr_scheduler=lr_scheduler,
-              noise_scheduler=noise_scheduler, ema=ema, batches=batches, shard=shard, source=data.source, public_source=data.public_source,
-              num_images=len(data.images), updates_per_epoch=updates_per_epoch, max_train_steps=max_train_steps,
-              num_epochs=math.ceil(max_train_steps / updates_per_epoch),
+              noise_scheduler=noise_scheduler, ema=ema, batches=batches, shard=shard, source=data.source,
+              public_source=data.public_source, num_images=len(data.images), updates_per_epoch=updates_per_epoch,
+              max_train_steps=max_train_steps, num_epochs=math.ceil(max_train_steps / updates_per_epoch),
               noise_generator=torch.Generator(device=accelerator.device))
     if args.resume_path is not None:
         _resume(run, args.resume_path)
