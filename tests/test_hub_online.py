@@ -121,6 +121,16 @@ def train(hub, tmp_path: Path, out: Path, *extra: str, timeout: int = 240, **env
                           text=True, timeout=timeout, env=hub_env(hub, tmp_path, COURSE_QUICK="", **env))
 
 
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """A folder of 8 small pictures of the learner's own, named the way a private folder may be."""
+    folder = tmp_path_factory.mktemp("home") / "alice-private-photos"
+    folder.mkdir()
+    for i in range(8):
+        Image.new("RGB", (40, 30), butterfly_colour(i)).save(folder / f"{i}.png")
+    return folder
+
+
 def plant_secrets(folder: Path) -> None:
     for name, text in SECRETS.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
@@ -146,27 +156,23 @@ def test_training_script_trains_on_a_hub_data_set_and_pushes_only_what_it_wrote(
     assert str(tmp_path) not in card
 
 
-def test_a_stalled_hub_stops_the_push_before_training(hub, stall, tmp_path):
+def test_a_stalled_hub_stops_the_push_before_training(hub, stall, photos, tmp_path):
     """D6, before training: creating the repository is bounded, and nothing trains."""
     stall("POST /api/repos/create")
     out = tmp_path / "run"
-    result = train(hub, tmp_path, out, "--dataset_name", BUTTERFLIES, "--push_to_hub", "--hub_model_id", "stalled",
+    result = train(hub, tmp_path, out, "--train_data_dir", str(photos), "--push_to_hub", "--hub_model_id", "stalled",
                    timeout=120, COURSE_HUB_TIMEOUT="2")  # before the fix: waits forever (TimeoutExpired)
     assert result.returncode == 2, result.stderr[-3000:]
     assert "did not answer within 2 s" in result.stderr and "Nothing was trained" in result.stderr
     assert "Traceback" not in result.stderr and not (out / "unet").exists()
 
 
-def test_a_stalled_upload_is_bounded_and_says_how_to_upload_later(hub, stall, tmp_path):
+def test_a_stalled_upload_is_bounded_and_says_how_to_upload_later(hub, stall, photos, tmp_path):
     """D6, after training: the upload is bounded and the saved pipeline is named. D35: trained on a
     folder of the learner's images, the model card does not publish the folder's path."""
-    images = tmp_path / "alice-private-photos"
-    images.mkdir()
-    for i in range(8):
-        Image.new("RGB", (40, 30), butterfly_colour(i)).save(images / f"{i}.png")
     stall("POST /api/validate-yaml", "POST /api/models/")
     out = tmp_path / "run"
-    result = train(hub, tmp_path, out, "--train_data_dir", str(images), "--push_to_hub", "--hub_model_id",
+    result = train(hub, tmp_path, out, "--train_data_dir", str(photos), "--push_to_hub", "--hub_model_id",
                    "upload-stalls", timeout=180, COURSE_HUB_TIMEOUT="2")  # before the fix: waits forever
     assert result.returncode == 2, result.stderr[-3000:]
     assert "Trained 2 steps" in result.stdout and (out / "unet" / "diffusion_pytorch_model.safetensors").exists()
@@ -174,7 +180,7 @@ def test_a_stalled_upload_is_bounded_and_says_how_to_upload_later(hub, stall, tm
     assert f"Uploading to {USER}/upload-stalls" in message and "did not answer within" in message
     assert f"The pipeline is saved in {out}" in message and "hf upload" in message
     card = (out / "README.md").read_text()
-    assert "a folder of your own images" in card and "alice-private-photos" not in card and str(tmp_path) not in card
+    assert "a folder of your own images" in card and "alice-private-photos" not in card and str(photos) not in card
 
 
 # --------------------------------------------------------------------------- the book build (D36)
