@@ -44,6 +44,12 @@ class ImageData:
     def __len__(self) -> int:
         return len(self.images)
 
+    @property
+    def public_source(self) -> str:
+        """``source`` fit to publish (a model card): a folder's path names the learner's own files
+        and folders, so it is given as "a folder of your own images" without the path."""
+        return "a folder of your own images" if self.source.startswith("folder:") else self.source
+
 
 class DataSourceError(ValueError):
     """A data source the learner named (a Hub data set or a folder) could not be loaded.

@@ -39,6 +39,16 @@ def hub_endpoint() -> str:
     return (os.environ.get("HF_ENDPOINT", "").strip() or "https://huggingface.co").rstrip("/")
 
 
+def hub_timeout(default: float) -> float:
+    """Seconds to wait for one Hub call: ``COURSE_HUB_TIMEOUT``, else ``default`` (course_utils.hub_timeouts)."""
+    text = os.environ.get("COURSE_HUB_TIMEOUT", "").strip()
+    try:
+        seconds = float(text) if text else default
+    except ValueError:
+        raise ValueError(f"COURSE_HUB_TIMEOUT must be a number of seconds, not {text!r}") from None
+    return seconds if seconds > 0 else default
+
+
 def is_quick() -> bool:
     """True when ``COURSE_QUICK`` is set: every notebook runs on a reduced step count.
 

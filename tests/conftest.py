@@ -53,3 +53,16 @@ def page():
             yield browser.new_page(viewport={"width": 1280, "height": 900})
         finally:
             browser.close()
+
+
+@pytest.fixture(scope="session")
+def hub(tmp_path_factory):
+    """A local stand-in for the Hub (tests/hub_stand_in.py) serving the course's data sets and a tiny
+    pretrained pipeline; it accepts uploads. ``hub_stand_in.hub_env`` gives the environment of a process that talks to it."""
+    from hub_stand_in import stocked
+
+    stand_in = stocked(tmp_path_factory.mktemp("hub-files"))
+    stand_in.start()
+    yield stand_in
+    stand_in.stop()
+

@@ -6,7 +6,7 @@
     python -m tools.book --help    # the same, with options (output folder, no cache)
     python -m http.server -d build/book/html    # then open http://localhost:8000
 
-Steps, all offline:
+Steps, all offline (the notebooks run with ``HF_HUB_OFFLINE=1`` and no token: a build never downloads or uploads):
 
 1. **Execute** each English notebook (``notebooks/*.ipynb`` without ``_CN``) with nbclient in
    the notebooks folder, with ``COURSE_BOOK=1`` so every course widget displays as a kernel-free
@@ -107,9 +107,17 @@ def execute(path: Path, cache: Path, quick: bool, device: str, use_cache: bool =
         print(f"  {path.name}: cached ({cached.name})", flush=True)
         return nbformat.read(str(cached), as_version=4), None
     print(f"  {path.name}: executing ({'quick' if quick else 'full'} mode, {device}) ...", flush=True)
-    env_before = {k: os.environ.get(k) for k in ("COURSE_BOOK", "COURSE_QUICK")}
-    os.environ["COURSE_BOOK"] = "1"  # the kernel inherits it: widgets become kernel-free sliders
-    os.environ["COURSE_QUICK"] = "1" if quick else ""
+    # The kernel inherits these. COURSE_BOOK: widgets become kernel-free sliders. The Hub settings: a
+    # docs build never talks to the Hub and sees no token, so notebook 01's share cell cannot create
+    # a public repository and upload a model (or print the builder's name into a page).
+    kernel_env = {"COURSE_BOOK": "1", "COURSE_QUICK": "1" if quick else "", "HF_HUB_OFFLINE": "1",
+                  "HF_TOKEN": None, "HUGGING_FACE_HUB_TOKEN": None, "HF_TOKEN_PATH": str(cache / "no-token")}
+    env_before = {k: os.environ.get(k) for k in kernel_env}
+    for k, v in kernel_env.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
     start = time.perf_counter()
     try:
         client = NotebookClient(nb, timeout=None, kernel_name="python3", store_widget_state=False,

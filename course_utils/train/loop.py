@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .. import hub_timeouts
 from ..batches import BatchIterator
 from . import checkpoints
 from .outputs import LossLog, push, save_pipeline, save_samples
@@ -51,6 +52,7 @@ class Run:
     batches: BatchIterator
     shard: torch.Tensor  # indices of the images this process trains on
     source: str
+    public_source: str  # the source as the model card may publish it (no local path)
     num_images: int
     updates_per_epoch: int
     max_train_steps: int
@@ -147,8 +149,8 @@ def setup(args) -> Run:
 
     run = Run(args=args, accelerator=accelerator, model=model, optimizer=optimizer, lr_scheduler=lr_scheduler,
               noise_scheduler=noise_scheduler, ema=ema, batches=batches, shard=shard, source=data.source,
-              num_images=len(data.images), updates_per_epoch=updates_per_epoch, max_train_steps=max_train_steps,
-              num_epochs=math.ceil(max_train_steps / updates_per_epoch),
+              public_source=data.public_source, num_images=len(data.images), updates_per_epoch=updates_per_epoch,
+              max_train_steps=max_train_steps, num_epochs=math.ceil(max_train_steps / updates_per_epoch),
               noise_generator=torch.Generator(device=accelerator.device), run_id=uuid.uuid4().hex, lock=lock)
     if args.resume_path is not None:
         _resume(run, args.resume_path)
@@ -346,16 +348,34 @@ def train(run: Run, repo_id: str | None, interrupts) -> None:
         print(f"Trained {steps} steps in {training:.1f} s ({images / training:.1f} images/s, all processes; "
               f"{other_seconds:.1f} s more for samples and saving); pipeline saved in {args.output_dir}", flush=True)
     if main and repo_id is not None:
-        push(run, repo_id)
+        try:
+            push(run, repo_id)
+        except hub_timeouts.HubError as error:  # the pipeline is saved; say how to upload it later
+            raise UsageError(str(error)) from None
     accelerator.end_training()
 
 
 def _create_repo(args) -> str:
+    """The repository to push to, created (or found) before training, so a run never trains and then
+    cannot upload; every request is bounded in time (hub_timeouts), none can hang the run."""
     from huggingface_hub import create_repo
 
+    from ..data_sources import hub_reachable
+    from ..settings import hub_endpoint
+
+    if not hub_reachable():
+        raise UsageError(f"--push_to_hub: the Hub ({hub_endpoint()}) cannot be reached, so nothing was trained. "
+                         "Check the connection (behind a proxy set HTTPS_PROXY, for a mirror HF_ENDPOINT), or leave "
+                         "out --push_to_hub and upload the saved pipeline later with `hf upload`.")
     try:
-        return create_repo(args.hub_model_id, exist_ok=True, private=args.hub_private_repo).repo_id
-    except Exception as error:  # bad name, a read-only token, no network: say so before training
+        return hub_timeouts.bounded(
+            f"Creating the Hub repository {args.hub_model_id!r}",
+            lambda: create_repo(args.hub_model_id, exist_ok=True, private=args.hub_private_repo).repo_id,
+            hub_timeouts.hub_timeout(), "Nothing was trained. Try again later, set COURSE_HUB_TIMEOUT (seconds) "
+            "for a slow connection, or leave out --push_to_hub.")
+    except hub_timeouts.HubTimeout as error:
+        raise UsageError(str(error)) from None
+    except Exception as error:  # bad name, a read-only token: say so before training
         raise UsageError(f"Could not create the Hub repository {args.hub_model_id!r} "
                          f"({type(error).__name__}: {str(error).splitlines()[0][:300]}). Check --hub_model_id "
                          "and that your token can write.") from error

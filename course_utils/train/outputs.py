@@ -108,7 +108,7 @@ tags: [pytorch, diffusers, unconditional-image-generation, diffusion-models-clas
 ---
 # {repo_id}
 
-A DDPM trained with the diffusion course's `course_utils.train` on {run.source}
+A DDPM trained with the diffusion course's `course_utils.train` on {run.public_source}
 ({run.num_images} images at {a.resolution} px) for {run.global_step} optimizer steps.
 
 ```python
@@ -121,11 +121,45 @@ image = pipeline().images[0]
     (Path(a.output_dir) / "README.md").write_text(text)
 
 
+#: What a run writes that belongs on the Hub: the pipeline (save_pretrained), the model card, the
+#: sample grids and the logs. Nothing else in --output_dir is uploaded (a .env or a key there stays).
+RUN_FILES = ["README.md", "model_index.json", "unet/config.json", "unet/diffusion_pytorch_model.safetensors",
+             "scheduler/scheduler_config.json", "samples/epoch-*.png", "logs/loss.csv", "logs/train/events.out.tfevents.*"]
+
+
+def run_files(output_dir) -> list[str]:
+    """The files of ``RUN_FILES`` present in ``output_dir``, relative, in POSIX form."""
+    root = Path(output_dir)
+    return sorted({p.relative_to(root).as_posix() for pattern in RUN_FILES for p in root.glob(pattern) if p.is_file()})
+
+
 def push(run, repo_id: str) -> None:
-    """Upload the output folder (without checkpoints and per-process logs) with a model card (main process)."""
+    """Upload the pipeline, model card, samples and logs this run wrote (main process); bounded in time."""
     from huggingface_hub import upload_folder
 
+    from ..hub_timeouts import HubError, bounded, upload_timeout
+
+    output_dir = Path(run.args.output_dir)
     write_model_card(run, repo_id)
-    upload_folder(repo_id=repo_id, folder_path=run.args.output_dir, commit_message=f"Training: {run.global_step} steps",
-                  ignore_patterns=["checkpoint-*", ".checkpoint-*", "logs/rank*"])
-    print(f"Pushed to https://huggingface.co/{repo_id}", flush=True)
+    files = run_files(output_dir)
+    include = " ".join(f"--include '{p}'" for p in ("README.md", "model_index.json", "unet/*", "scheduler/*",
+                                                       "samples/*", "logs/loss.csv"))
+    later = f"The pipeline is saved in {output_dir}: upload it later with `hf upload {repo_id} {output_dir} {include}`"
+    try:
+        bounded(f"Uploading to {repo_id}", lambda: upload_folder(
+            repo_id=repo_id, folder_path=output_dir, allow_patterns=files,
+            commit_message=f"Training: {run.global_step} steps"),
+            upload_timeout(output_dir / f for f in files), f"{later} (COURSE_HUB_TIMEOUT sets the wait, in seconds).")
+    except HubError:
+        raise
+    except Exception as error:  # a network error, a revoked token: the trained model is safe on disk
+        raise HubError(f"Uploading to {repo_id} failed ({type(error).__name__}: "
+                       f"{str(error).splitlines()[0][:300] if str(error) else ''}). {later}.") from error
+    print(f"Pushed {len(files)} files to {hub_model_url(repo_id)}", flush=True)
+
+
+def hub_model_url(repo_id: str) -> str:
+    """The model's page on the Hub this run talks to (``HF_ENDPOINT`` or huggingface.co)."""
+    from ..settings import hub_endpoint
+
+    return f"{hub_endpoint()}/{repo_id}"
