@@ -12,11 +12,23 @@ import torch
 from PIL import Image
 
 
+def value_range_of(images) -> tuple[float, float]:
+    """Which of the unit's two conventions a batch (or a list of batches) is in: (-1, 1) when any
+    value is below -0.5, else (0, 1). The one rule of the package (grids, widgets, their checks).
+
+    Not "any negative value": the from-scratch BasicUNet ends in a SiLU, so its [0, 1]
+    predictions dip to -0.28, while [-1, 1] images and sampling runs go far below -0.5.
+    """
+    batches = [images] if isinstance(images, torch.Tensor) else list(images)
+    low = min(float(b.min()) for b in batches)
+    return (-1.0, 1.0) if low < -0.5 else (0.0, 1.0)
+
+
 def to_unit_range(x: torch.Tensor, value_range: tuple[float, float] | None = None) -> torch.Tensor:
-    """Map images to [0, 1]. ``value_range`` None guesses: anything below 0 means [-1, 1]."""
+    """Map images to [0, 1]; ``value_range`` None tells the range with ``value_range_of``."""
     x = x.detach().float().cpu()
     if value_range is None:
-        value_range = (-1.0, 1.0) if x.min() < 0 else (0.0, 1.0)
+        value_range = value_range_of(x)
     low, high = value_range
     return ((x - low) / (high - low)).clamp(0, 1)
 
@@ -78,7 +90,7 @@ def schedule_curves(alphas_cumprod: torch.Tensor) -> tuple[np.ndarray, np.ndarra
     return np.sqrt(a), np.sqrt(1 - a)
 
 
-def plot_schedule(scheduler_or_alphas_cumprod, ax=None, title: str | None = None, marker_t: int | None = None):
+def plot_schedule(scheduler_or_alphas_cumprod, ax=None, title: str | None = None):
     """Plot sqrt(alpha_bar_t) (signal) and sqrt(1 - alpha_bar_t) (noise) against t; returns the axes.
 
     Takes a diffusers scheduler or its ``alphas_cumprod``. Used in "Introduction to Diffusers"
@@ -92,8 +104,6 @@ def plot_schedule(scheduler_or_alphas_cumprod, ax=None, title: str | None = None
         _, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot(signal, label=r"$\sqrt{\bar{\alpha}_t}$ (signal)")
     ax.plot(noise, label=r"$\sqrt{1-\bar{\alpha}_t}$ (noise)")
-    if marker_t is not None:
-        ax.axvline(marker_t, color="k", linestyle=":", linewidth=1)
     ax.set_xlabel("timestep t")
     ax.set_ylim(0, 1.02)
     ax.legend(loc="center right")
