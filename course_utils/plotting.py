@@ -1,9 +1,11 @@
-"""Pictures for both notebooks: image grids, the noise-schedule plot and the loss plot.
+"""What the notebooks show: image grids, titled panels of grids, the noise-schedule plot, the loss
+plot, and a helper's source code.
 
 No torchvision: a grid is a reshape, and PIL does the rest.
 """
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Sequence
 
@@ -133,3 +135,57 @@ def plot_losses(losses: Sequence[float], smooth: int = 0, title: str = "Training
         ax.set_title(f"{title} ({scale})")
     fig.tight_layout()
     return fig
+
+
+def plot_panels(panels: dict, ncols: int = 1, value_range: tuple[float, float] | None = (0.0, 1.0), nrow: int = 8,
+                cmap: str = "gray", panel_width: float = 12.0):
+    """Titled image grids, one per entry of ``panels`` (title -> batch), ``ncols`` per row.
+
+    A value may also be ``(batch, value_range)`` to override ``value_range`` for that panel.
+    ``value_range`` (low, high) maps low to black and high to white with ``cmap="gray"``
+    (values outside are clipped by the colour map); None lets each panel span its own range.
+    Returns the matplotlib figure.
+    """
+    import matplotlib.pyplot as plt
+
+    if not panels:
+        raise ValueError("plot_panels needs at least one panel")
+    items = []
+    for title, value in panels.items():
+        batch, vr = value if isinstance(value, tuple) else (value, value_range)
+        batch = batch.detach().float().cpu()
+        if batch.ndim == 3:
+            batch = batch.unsqueeze(1)
+        items.append((title, make_grid(batch, nrow=nrow, pad_value=float("nan"))[0], vr))
+    nrows = -(-len(items) // ncols)
+    height, width = items[0][1].shape
+    cell_w = panel_width / ncols
+    fig, axs = plt.subplots(nrows, ncols, figsize=(panel_width, nrows * (cell_w * height / width + 0.45)),
+                            squeeze=False)
+    for ax in axs.flat:
+        ax.axis("off")
+    for ax, (title, grid, vr) in zip(axs.flat, items):
+        low, high = (None, None) if vr is None else vr
+        if vr is None:
+            low, high = float(torch.nan_to_num(grid, nan=float("inf")).min()), float(
+                torch.nan_to_num(grid, nan=float("-inf")).max())
+        ax.imshow(grid.numpy(), cmap=cmap, vmin=low, vmax=high)
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def show_source(obj) -> None:
+    """Display the source of a function or class with syntax highlighting (plain text outside
+    Jupyter). Used in "Diffusion Models from Scratch" to show ``BasicUNet`` and ``corrupt``."""
+    code = inspect.getsource(obj)
+    try:
+        from IPython import get_ipython
+        from IPython.display import Code, display
+
+        if get_ipython() is not None:
+            display(Code(code, language="python"))
+            return
+    except ImportError:
+        pass
+    print(code)

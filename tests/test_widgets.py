@@ -8,6 +8,8 @@ import torch
 from PIL import Image
 
 import course_utils as cu
+from course_utils.basic_unet import BasicUNet
+from course_utils.corruption import corrupt
 from course_utils.widget_drawing import SchedulePlot
 from course_utils.widget_frames import split_prediction
 from course_utils.widget_view import evenly_spaced
@@ -161,15 +163,15 @@ def test_schedule_explorer_follows_the_controls(x0):
 # --- corruption ---------------------------------------------------------------------------------------
 def test_corruption_widget_shows_corrupt_and_prediction():
     torch.manual_seed(0)
-    model = cu.BasicUNet()
+    model = BasicUNet()
     x = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(2))
-    w = cu.corruption_widget(cu.corrupt, model, x, seed=7, num_frames=11)
+    w = cu.corruption_widget(corrupt, model, x, seed=7, num_frames=11)
     w.slider.value = 0.0
     same_picture(shown(w)[0], shown_as(x, (0, 1)))
     w.slider.value = 0.3
     assert w.label.value == "amount = 0.30"
     torch.manual_seed(7)
-    noisy = cu.corrupt(x, 0.3)
+    noisy = corrupt(x, 0.3)
     with torch.no_grad():
         pred = model(noisy)
     same_picture(shown(w)[0], shown_as(noisy, (0, 1)))
@@ -187,7 +189,7 @@ def test_corruption_widget_uses_the_learners_corrupt():
         amount = amount.view(-1, 1, 1, 1)
         return (x * (1 - amount) + torch.randn_like(x) * amount * 0.1).clamp(0, 1)
 
-    model = cu.BasicUNet()
+    model = BasicUNet()
     x = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(5))
     w = cu.corruption_widget(darken, model, x, num_frames=5)
     w.slider.value = 0.5
@@ -205,11 +207,11 @@ def test_corruption_widget_uses_the_learners_corrupt():
 
 def test_corruption_widget_bad_input_says_what_to_do():
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        cu.corruption_widget(cu.corrupt, cu.BasicUNet(), torch.rand(2, 1, 28, 28) * 2 - 1)
+        cu.corruption_widget(corrupt, BasicUNet(), torch.rand(2, 1, 28, 28) * 2 - 1)
     with pytest.raises(TypeError, match="corrupt function first"):
-        cu.corruption_widget(cu.BasicUNet(), torch.rand(2, 1, 28, 28), "cpu")  # the old order (model, x, device)
+        cu.corruption_widget(BasicUNet(), torch.rand(2, 1, 28, 28), "cpu")  # the old order (model, x, device)
     with pytest.raises(ValueError, match="shaped like x"):
-        cu.corruption_widget(lambda x, amount: x[:, :, :14], cu.BasicUNet(), torch.rand(2, 1, 28, 28))
+        cu.corruption_widget(lambda x, amount: x[:, :, :14], BasicUNet(), torch.rand(2, 1, 28, 28))
 
 
 # --- model view -----------------------------------------------------------------------------------------
