@@ -46,6 +46,7 @@ from PIL import Image
 import course_utils as cu
 from course_utils import image_prep
 from course_utils.butterfly_art import draw_butterfly
+from course_utils.models import UNET_PRESETS
 
 PREPROCESS_TARGET_S = 15.0  # 1000 butterfly-sized JPEGs, cold, 2 cores
 DATA_SHARE_TARGET = 0.02  # data time as a share of the whole step, course pipeline
@@ -233,7 +234,7 @@ def verdict(ok: bool) -> str:
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--preset", default="butterflies", choices=sorted(cu.UNET_PRESETS),
+    parser.add_argument("--preset", default="butterflies", choices=sorted(UNET_PRESETS),
                         help="UNet2DModel preset (butterflies-cpu is ~10x faster)")
     parser.add_argument("--steps", type=int, default=5, help="measured steps per pipeline")
     parser.add_argument("--warmup", type=int, default=1, help="unmeasured steps per pipeline first")

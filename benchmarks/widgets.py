@@ -49,7 +49,7 @@ def main(argv=None):
         w = cu.forward_process_widget(scheduler, x0)
 
     build_s = timed(build)
-    mb = sum(f.nbytes for f in w.frames.values()) / 1e6
+    mb = sum(f.nbytes for f in w.panels.values()) / 1e6
     ts = iter(range(1, 1000, 7))
     first_ms = timed(lambda: setattr(w.slider, "value", next(ts)), repeat=20) * 1e3
     back_and_forth = iter([1, 8] * 20)  # both encoded above: every move is a cache hit
@@ -66,7 +66,7 @@ def main(argv=None):
         mv = cu.model_view_widget(model, scheduler, x0, num_frames=args.frames)
 
     view_s = timed(build_view)
-    values = iter(mv.timesteps * 20)
+    values = iter(mv.positions * 20)
     move_ms = timed(lambda: setattr(mv.slider, "value", next(values)), repeat=10) * 1e3
     t = torch.full((len(x0),), 500, dtype=torch.long)
     with torch.no_grad():

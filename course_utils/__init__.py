@@ -1,7 +1,8 @@
-"""course_utils: the helpers both Unit 1 notebooks import.
+"""course_utils: the helpers both Unit 1 notebooks import (``import course_utils as cu``).
 
 The lesson code (the corruption, the models the lesson builds, the training and sampling loops)
-stays in the notebooks; this package holds what would only distract there. One module a concern:
+stays in the notebooks; this package holds what would only distract there. ``cu.`` offers exactly
+what the notebooks use (``__all__``); everything else is imported from its module. One module a concern:
 
 - ``settings``: device, quick mode (``COURSE_QUICK``), per-device sizes (``pick``), seeds, env flags
 - ``data_sources``: butterflies and MNIST from the Hub, a folder, or the offline stand-ins
@@ -9,25 +10,23 @@ stays in the notebooks; this package holds what would only distract there. One m
 - ``batches``: shuffled, flipped mini-batches on the training device
 - ``models``: the ``UNet2DModel`` presets; ``basic_unet`` (``BasicUNet``) and ``corruption`` (the linear
   ``corrupt``) are lesson code, exported from notebook 02's cells by tools/export_lesson_code.py
-- ``plotting`` and ``scratch_figures``: image grids, schedule, loss and diagram figures
-- ``unet_diagram``: the diagram of a ``UNet2DModel``, drawn from its config
-- ``widgets`` (with ``widget_frames`` and ``widget_view``): the timestep sliders
-- ``source``: show a helper's code in a notebook; ``links``: the repository's one URL
+- ``plotting``: image grids and panels, the schedule and loss plots, a helper's source code
+- ``diagrams``: the two UNet diagrams (``UNet2DModel`` and ``BasicUNet``), drawn from the models
+- ``widgets``: the sliders; each returns a ``widget_view.FrameWidget`` (frames computed by
+  ``widget_frames``, drawn by ``widget_drawing``)
+- ``links``: the repository's one URL; ``user_warnings``: warnings pointing at the learner's line
 - ``exercises``: checks, hints and solutions for the notebooks' exercises (``cu.exercises.nb02.ex6``)
-- ``user_warnings``: warnings about the learner's input, pointing at the learner's line
+- ``hub_timeouts``: Hub calls bounded in time (the training script's ``--push_to_hub``)
 - ``train/`` (``loop``, ``args``, ``outputs``, ``checkpoints``): the training script,
   ``python -m course_utils.train`` or ``accelerate launch -m course_utils.train``
 """
 from . import exercises
 from .batches import BatchIterator
-from .corruption import corrupt
-from .data_sources import ImageData, hub_reachable, load_butterflies, load_mnist
-from .models import UNET_PRESETS, BasicUNet, butterflies_preset_for, count_parameters, make_unet, unet_config
-from .plotting import image_grid, make_grid, plot_losses, plot_schedule, schedule_curves, show_images
-from .scratch_figures import draw_basic_unet, plot_panels
-from .settings import env_flag, get_device, is_quick, pick, seed_everything
-from .source import show_source
-from .unet_diagram import draw_unet, unet_layout
+from .data_sources import hub_reachable, load_butterflies, load_mnist
+from .diagrams import draw_basic_unet, draw_unet
+from .models import butterflies_preset_for, count_parameters, make_unet, unet_config
+from .plotting import image_grid, plot_losses, plot_panels, plot_schedule, show_images, show_source
+from .settings import get_device, is_quick, pick, seed_everything
 from .widgets import (
     corruption_widget,
     forward_process_widget,
@@ -37,12 +36,13 @@ from .widgets import (
 )
 
 __all__ = [
-    "exercises", "BatchIterator", "corrupt", "ImageData", "hub_reachable", "load_butterflies", "load_mnist",
-    "UNET_PRESETS", "BasicUNet", "butterflies_preset_for", "count_parameters", "make_unet", "unet_config",
-    "image_grid", "make_grid", "plot_losses", "plot_schedule", "schedule_curves", "show_images",
-    "draw_basic_unet", "plot_panels", "env_flag", "get_device", "is_quick", "pick", "seed_everything",
-    "show_source", "corruption_widget", "forward_process_widget", "model_view_widget", "schedule_explorer",
-    "trajectory_widget", "draw_unet", "unet_layout",
+    "exercises",
+    "get_device", "is_quick", "pick", "seed_everything",
+    "hub_reachable", "load_butterflies", "load_mnist", "BatchIterator",
+    "butterflies_preset_for", "count_parameters", "make_unet", "unet_config",
+    "image_grid", "plot_losses", "plot_panels", "plot_schedule", "show_images", "show_source",
+    "draw_basic_unet", "draw_unet",
+    "corruption_widget", "forward_process_widget", "model_view_widget", "schedule_explorer", "trajectory_widget",
 ]
 
 __version__ = "0.1.0"

@@ -1,9 +1,8 @@
-"""The models of Unit 1: the hand-built BasicUNet and named UNet2DModel presets.
+"""The ``UNet2DModel`` presets of Unit 1, and counting a model's parameters.
 
-BasicUNet is lesson code: it is defined in a cell of "Diffusion Models from Scratch" (section
-"The model") and exported to ``basic_unet`` (tools/export_lesson_code.py); it is re-exported
-here. The presets are used by "Introduction to Diffusers" (section "The model"), by the DDPM
-sections of the from-scratch notebook, and by the training script (``--model_preset``).
+The presets are used by "Introduction to Diffusers" (section "The model"), by the DDPM sections
+of the from-scratch notebook, and by the training script (``--model_preset``). The hand-built
+``BasicUNet`` is lesson code: notebook 02 defines it, ``basic_unet`` holds the exported copy.
 """
 from __future__ import annotations
 
@@ -12,9 +11,7 @@ import copy
 import torch
 from torch import nn
 
-from .basic_unet import BasicUNet
-
-__all__ = ["BasicUNet", "UNET_PRESETS", "butterflies_preset_for", "count_parameters", "make_unet", "unet_config"]
+__all__ = ["UNET_PRESETS", "butterflies_preset_for", "count_parameters", "make_unet", "unet_config"]
 
 
 #: ``UNet2DModel`` configurations by name. "butterflies" is the unit's model; "butterflies-cpu"

@@ -1,9 +1,11 @@
-"""Pictures for both notebooks: image grids, the noise-schedule plot and the loss plot.
+"""What the notebooks show: image grids, titled panels of grids, the noise-schedule plot, the loss
+plot, and a helper's source code.
 
 No torchvision: a grid is a reshape, and PIL does the rest.
 """
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Sequence
 
@@ -12,11 +14,23 @@ import torch
 from PIL import Image
 
 
+def value_range_of(images) -> tuple[float, float]:
+    """Which of the unit's two conventions a batch (or a list of batches) is in: (-1, 1) when any
+    value is below -0.5, else (0, 1). The one rule of the package (grids, widgets, their checks).
+
+    Not "any negative value": the from-scratch BasicUNet ends in a SiLU, so its [0, 1]
+    predictions dip to -0.28, while [-1, 1] images and sampling runs go far below -0.5.
+    """
+    batches = [images] if isinstance(images, torch.Tensor) else list(images)
+    low = min(float(b.min()) for b in batches)
+    return (-1.0, 1.0) if low < -0.5 else (0.0, 1.0)
+
+
 def to_unit_range(x: torch.Tensor, value_range: tuple[float, float] | None = None) -> torch.Tensor:
-    """Map images to [0, 1]. ``value_range`` None guesses: anything below 0 means [-1, 1]."""
+    """Map images to [0, 1]; ``value_range`` None tells the range with ``value_range_of``."""
     x = x.detach().float().cpu()
     if value_range is None:
-        value_range = (-1.0, 1.0) if x.min() < 0 else (0.0, 1.0)
+        value_range = value_range_of(x)
     low, high = value_range
     return ((x - low) / (high - low)).clamp(0, 1)
 
@@ -78,7 +92,7 @@ def schedule_curves(alphas_cumprod: torch.Tensor) -> tuple[np.ndarray, np.ndarra
     return np.sqrt(a), np.sqrt(1 - a)
 
 
-def plot_schedule(scheduler_or_alphas_cumprod, ax=None, title: str | None = None, marker_t: int | None = None):
+def plot_schedule(scheduler_or_alphas_cumprod, ax=None, title: str | None = None):
     """Plot sqrt(alpha_bar_t) (signal) and sqrt(1 - alpha_bar_t) (noise) against t; returns the axes.
 
     Takes a diffusers scheduler or its ``alphas_cumprod``. Used in "Introduction to Diffusers"
@@ -92,8 +106,6 @@ def plot_schedule(scheduler_or_alphas_cumprod, ax=None, title: str | None = None
         _, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot(signal, label=r"$\sqrt{\bar{\alpha}_t}$ (signal)")
     ax.plot(noise, label=r"$\sqrt{1-\bar{\alpha}_t}$ (noise)")
-    if marker_t is not None:
-        ax.axvline(marker_t, color="k", linestyle=":", linewidth=1)
     ax.set_xlabel("timestep t")
     ax.set_ylim(0, 1.02)
     ax.legend(loc="center right")
@@ -123,3 +135,57 @@ def plot_losses(losses: Sequence[float], smooth: int = 0, title: str = "Training
         ax.set_title(f"{title} ({scale})")
     fig.tight_layout()
     return fig
+
+
+def plot_panels(panels: dict, ncols: int = 1, value_range: tuple[float, float] | None = (0.0, 1.0), nrow: int = 8,
+                cmap: str = "gray", panel_width: float = 12.0):
+    """Titled image grids, one per entry of ``panels`` (title -> batch), ``ncols`` per row.
+
+    A value may also be ``(batch, value_range)`` to override ``value_range`` for that panel.
+    ``value_range`` (low, high) maps low to black and high to white with ``cmap="gray"``
+    (values outside are clipped by the colour map); None lets each panel span its own range.
+    Returns the matplotlib figure.
+    """
+    import matplotlib.pyplot as plt
+
+    if not panels:
+        raise ValueError("plot_panels needs at least one panel")
+    items = []
+    for title, value in panels.items():
+        batch, vr = value if isinstance(value, tuple) else (value, value_range)
+        batch = batch.detach().float().cpu()
+        if batch.ndim == 3:
+            batch = batch.unsqueeze(1)
+        items.append((title, make_grid(batch, nrow=nrow, pad_value=float("nan"))[0], vr))
+    nrows = -(-len(items) // ncols)
+    height, width = items[0][1].shape
+    cell_w = panel_width / ncols
+    fig, axs = plt.subplots(nrows, ncols, figsize=(panel_width, nrows * (cell_w * height / width + 0.45)),
+                            squeeze=False)
+    for ax in axs.flat:
+        ax.axis("off")
+    for ax, (title, grid, vr) in zip(axs.flat, items):
+        low, high = (None, None) if vr is None else vr
+        if vr is None:
+            low, high = float(torch.nan_to_num(grid, nan=float("inf")).min()), float(
+                torch.nan_to_num(grid, nan=float("-inf")).max())
+        ax.imshow(grid.numpy(), cmap=cmap, vmin=low, vmax=high)
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def show_source(obj) -> None:
+    """Display the source of a function or class with syntax highlighting (plain text outside
+    Jupyter). Used in "Diffusion Models from Scratch" to show ``BasicUNet`` and ``corrupt``."""
+    code = inspect.getsource(obj)
+    try:
+        from IPython import get_ipython
+        from IPython.display import Code, display
+
+        if get_ipython() is not None:
+            display(Code(code, language="python"))
+            return
+    except ImportError:
+        pass
+    print(code)

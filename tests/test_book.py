@@ -161,12 +161,16 @@ def _slider_data(page_html: str) -> list[dict]:
             re.findall(r'<script type="application/json" class="cu-slider-data">(.*?)</script>', page_html, re.S)]
 
 
-def test_kernel_free_slider_only_when_the_book_is_built(monkeypatch):
+def test_kernel_free_slider_only_when_the_book_is_built():
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from tools import book_widgets
+
     w = _small_widget()
-    monkeypatch.delenv("COURSE_BOOK", raising=False)
     assert WIDGET_VIEW in w._repr_mimebundle_() and "text/html" not in w._repr_mimebundle_()
-    monkeypatch.setenv("COURSE_BOOK", "1")
-    bundle = w._repr_mimebundle_()
+    shell = InteractiveShell()  # a fresh session, as the book's kernel is
+    book_widgets.register(shell)  # what the book's hidden first cell does
+    bundle, _ = shell.display_formatter.format(w)
     assert set(bundle) == {"text/html", "text/plain"}  # no widget model, no static strip: the slider replaces both
     page = bundle["text/html"]
     assert len(page) <= 1_050_000  # "about 1 MB"
@@ -181,19 +185,30 @@ def test_kernel_free_slider_only_when_the_book_is_built(monkeypatch):
 
     from PIL import Image
 
-    from course_utils.widget_frames import grid_image
+    from course_utils.widget_drawing import grid_image
     t = int(data["labels"][k // 2].split()[2])
     shown = Image.open(BytesIO(base64.b64decode(data["frames"][k // 2][0]))).convert("RGB")
     assert shown.tobytes() == grid_image(w.panel_frames(t)[0], scale=1).convert("RGB").tobytes()
 
 
 def test_small_widgets_keep_every_frame():
+    from tools.book_widgets import book_frames, book_html
+
     w = _small_widget(steps=20)
-    indices, frames = w.book_frames()
+    indices, frames = book_frames(w)
     assert indices == list(range(20)) and len(frames) == 20
-    assert "Kernel-free slider: 20 of 20 frames embedded." in w.book_html()
-    indices, _ = w.book_frames(budget=100_000)
+    assert "Kernel-free slider: 20 of 20 frames embedded." in book_html(w)
+    indices, _ = book_frames(w, budget=100_000)
     assert indices[0] == 0 and indices[-1] == 19 and 2 <= len(indices) < 5
+
+
+def test_the_hidden_book_cell_leaves_no_trace():
+    nb = _nb(nbformat.v4.new_code_cell("1", id="a"))
+    nb.cells.insert(0, nbformat.from_dict(dict(book.BOOK_CELL)))
+    nb.cells[0].execution_count, nb.cells[1].execution_count = 1, 2
+    nb.cells[1].outputs = [nbformat.v4.new_output("execute_result", {"text/plain": "1"}, execution_count=2)]
+    book.without_book_cell(nb)
+    assert [c.id for c in nb.cells] == ["a"] and nb.cells[0].execution_count == nb.cells[0].outputs[0].execution_count == 1
 
 
 # ----------------------------------------------------------------------------- the quick site

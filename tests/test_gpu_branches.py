@@ -137,7 +137,7 @@ class _Launched(Exception):
 def test_the_script_s_gpu_command_is_accepted_on_a_gpu(monkeypatch):
     """Notebook 01's "scale" cell forced onto its GPU branch: the command it builds parses on a (pretended)
     CUDA machine, with fp16 and EMA; run on the CPU it says fp16 needs a GPU (test_train)."""
-    from course_utils import train_args
+    from course_utils.train import args as train_args
 
     launched = []
 

@@ -26,12 +26,13 @@ def test_package_copies_match_their_cells():
 def test_package_objects_are_the_cells_code():
     """What the package imports is the cell's code, character for character."""
     exports = {e.cell_id: e for e in tool.EXPORTS}
-    assert inspect.getsource(cu.corrupt).strip() in tool.cell_source(exports["corrupt"])
-    assert inspect.getsource(cu.BasicUNet).strip() in tool.cell_source(exports["basic-unet"])
-    assert cu.corrupt is corruption.corrupt and cu.BasicUNet is basic_unet.BasicUNet
-    from course_utils.models import BasicUNet  # the import path older code uses still works
+    assert inspect.getsource(corruption.corrupt).strip() in tool.cell_source(exports["corrupt"])
+    assert inspect.getsource(basic_unet.BasicUNet).strip() in tool.cell_source(exports["basic-unet"])
 
-    assert BasicUNet is cu.BasicUNet
+
+def test_cu_does_not_offer_what_the_learner_writes():
+    """The learner defines corrupt and BasicUNet in notebook 02: `cu.` must not offer them."""
+    assert not {"corrupt", "BasicUNet"} & set(dir(cu))
 
 
 def test_each_cell_says_where_its_copy_lives():

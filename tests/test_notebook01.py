@@ -15,7 +15,7 @@ import torch
 from notebook_helpers import assigned, missing_phrases, prose, read_notebook, says, sizes_on
 
 import course_utils as cu
-from course_utils.data_sources import STANDIN_BUTTERFLIES
+from course_utils.data_sources import STANDIN_BUTTERFLIES, ImageData
 from tools.notebook_code import code_cells, run_cells
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models (tests/conftest.py)
@@ -237,7 +237,7 @@ def test_key_cells_run_without_diffusers_deprecations(tmp_path, monkeypatch):
         ns = run_cells(NOTEBOOK, ["setup", "imports", "login", "peek", "dreambooth", "data-pipeline", "scheduler",
                                   "schedules"], cwd=tmp_path)
         images = torch.rand(8, 3, 16, 16) * 2 - 1
-        ns.update(image_size=16, data=cu.ImageData(images, "test images"), train_batches=cu.BatchIterator(images, 4, seed=0),
+        ns.update(image_size=16, data=ImageData(images, "test images"), train_batches=cu.BatchIterator(images, 4, seed=0),
                   xb=images)
         run_cells(NOTEBOOK, ["explorer", "add-noise", "forward-widget"], namespace=ns, cwd=tmp_path)
         torch.manual_seed(0)

@@ -23,6 +23,17 @@ def test_show_images_ranges_and_grid_size():
     assert cu.show_images(x, nrow=4, scale=3).size == (3 * 42, 3 * 32)
 
 
+def test_one_value_range_rule():
+    """[-1, 1] when anything is below -0.5: a SiLU-ended model's [0, 1] output (down to -0.28) stays [0, 1]."""
+    from course_utils.plotting import value_range_of
+
+    assert value_range_of(torch.rand(2, 1, 4, 4) - 0.28) == (0.0, 1.0)
+    assert value_range_of(torch.rand(2, 1, 4, 4) * 2 - 1 - 0.1) == (-1.0, 1.0)
+    assert value_range_of([torch.zeros(1), torch.full((1,), -0.9)]) == (-1.0, 1.0)
+    silu = torch.full((1, 1, 2, 2), -0.28)
+    assert np.asarray(cu.show_images(silu))[2, 2] == 0  # drawn as [0, 1]: black, not mid-grey
+
+
 def test_image_grid_of_pil_images():
     images = [Image.new("RGB", (5, 5), c) for c in ("red", "green", "blue", "white")]
     grid = cu.image_grid(images, rows=2, cols=2)
@@ -33,7 +44,7 @@ def test_image_grid_of_pil_images():
 
 def test_schedule_plot_data_equals_alphas_cumprod():
     scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2")
-    ax = cu.plot_schedule(scheduler, marker_t=500)
+    ax = cu.plot_schedule(scheduler)
     signal, noise = (line.get_ydata() for line in ax.get_lines()[:2])
     expected = scheduler.alphas_cumprod.double().numpy()
     assert np.allclose(signal ** 2, expected) and np.allclose(noise ** 2, 1 - expected)

@@ -2,7 +2,9 @@ import pytest
 import torch
 
 import course_utils as cu
+from course_utils.basic_unet import BasicUNet
 from course_utils.corruption import corrupt
+from course_utils.settings import env_flag
 
 
 def test_quick_mode_and_pick(monkeypatch):
@@ -32,7 +34,7 @@ def test_pick_refuses_ambiguous_sizes(kwargs):
                                              ("0", False), ("", False), ("no", False), ("false", False)])
 def test_env_flag_spellings(monkeypatch, value, expected):
     monkeypatch.setenv("SOME_FLAG", value)
-    assert cu.env_flag("SOME_FLAG") is expected
+    assert env_flag("SOME_FLAG") is expected
 
 
 def test_device_is_usable():
@@ -49,7 +51,7 @@ def test_seed_everything_repeats_runs():
 
 
 def test_basic_unet_parameters_and_shape():
-    net = cu.BasicUNet()
+    net = BasicUNet()
     assert cu.count_parameters(net) == 309_057  # "about 309k parameters" in notebook 02
     assert net(torch.rand(2, 1, 28, 28)).shape == (2, 1, 28, 28)
 
@@ -57,7 +59,7 @@ def test_basic_unet_parameters_and_shape():
 def test_basic_unet_stored_output():
     # Guards the architecture against silent edits: a seeded net on a fixed input.
     torch.manual_seed(0)
-    net = cu.BasicUNet()
+    net = BasicUNet()
     x = torch.linspace(0, 1, 28 * 28).view(1, 1, 28, 28)
     y = net(x)
     assert abs(y.mean().item() - 0.051285) < 1e-4, y.mean()
@@ -84,7 +86,7 @@ def test_unknown_preset_names_the_choices():
 def test_a_few_training_steps_lower_the_loss():
     # The from-scratch objective on a fixed batch: predict the clean image from a corrupted one.
     cu.seed_everything(0)
-    net = cu.BasicUNet()
+    net = BasicUNet()
     x = torch.rand(16, 1, 28, 28)
     amount = torch.rand(16)
     noisy = corrupt(x, amount)

@@ -1,11 +1,11 @@
-"""course_utils.unet_diagram: the UNet2DModel diagram of notebook 01 is read from the model's config,
+"""course_utils.diagrams: the UNet2DModel diagram of notebook 01 is read from the model's config,
 and what it says (blocks, channels, sizes, attention, skip connections) is what diffusers builds."""
 import matplotlib
 import pytest
 import torch
 
 import course_utils as cu
-from course_utils.unet_diagram import draw_unet, unet_layout
+from course_utils.diagrams import draw_unet, unet_layout
 
 matplotlib.use("Agg")
 

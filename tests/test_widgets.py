@@ -8,7 +8,10 @@ import torch
 from PIL import Image
 
 import course_utils as cu
-from course_utils.widget_frames import SchedulePlot, split_prediction
+from course_utils.basic_unet import BasicUNet
+from course_utils.corruption import corrupt
+from course_utils.widget_drawing import SchedulePlot
+from course_utils.widget_frames import split_prediction
 from course_utils.widget_view import evenly_spaced
 
 diffusers = pytest.importorskip("diffusers")
@@ -25,6 +28,16 @@ def same_picture(shown: Image.Image, expected: Image.Image, tolerance: int = 0):
     assert shown.size == expected.size
     diff = np.abs(pixels(shown) - pixels(expected))
     assert diff.max() <= tolerance, f"pixels differ by up to {diff.max()}"
+
+
+def shown(w) -> list[Image.Image]:
+    """The panels a widget displays now, decoded from its ipywidgets Images."""
+    return [Image.open(io.BytesIO(image.value)).convert("RGB") for image in w.images]
+
+
+def fixed_noise(x, seed):
+    """The noise a widget built with ``seed`` uses for every frame."""
+    return torch.randn(x.shape, generator=torch.Generator().manual_seed(seed))
 
 
 def shown_as(x, value_range, **kw):
@@ -66,11 +79,10 @@ class CountingUNet(torch.nn.Module):
 
 # --- forward process -------------------------------------------------------------------------------
 def test_forward_process_shows_add_noise_with_fixed_noise(forward, scheduler, x0):
-    assert torch.equal(forward.noise, torch.randn(x0.shape, generator=torch.Generator().manual_seed(3)))
     for t in (0, 137, 999):
         forward.slider.value = t
-        expected = scheduler.add_noise(x0, forward.noise, torch.full((8,), t, dtype=torch.long))
-        same_picture(forward.shown_images()[0], shown_as(expected, (-1, 1)))
+        expected = scheduler.add_noise(x0, fixed_noise(x0, 3), torch.full((8,), t, dtype=torch.long))
+        same_picture(shown(forward)[0], shown_as(expected, (-1, 1)))
 
 
 def test_forward_process_numbers_are_the_schedulers(forward, scheduler):
@@ -85,8 +97,8 @@ def test_forward_process_numbers_are_the_schedulers(forward, scheduler):
         assert f"SNR = {ab / (1 - ab):.3g}" in forward.label.value
 
 
-def test_forward_process_plot_marks_t(forward):
-    plot = forward.schedule_plot
+def test_forward_process_plot_marks_t(forward, scheduler):
+    plot = SchedulePlot(scheduler.alphas_cumprod)  # the widget's plot, drawn again
     forward.slider.value = 250
     at_250 = pixels(Image.open(io.BytesIO(forward.plot.value)))
     base = pixels(plot.base)
@@ -107,7 +119,7 @@ def test_schedule_plot_pixels_follow_the_axes():
 
 
 def test_forward_process_frames_stay_small(forward):
-    nbytes = sum(f.nbytes for f in forward.frames.values())
+    nbytes = sum(f.nbytes for f in forward.panels.values())
     assert nbytes == 1000 * 8 * 3 * 32 * 32  # uint8: 24.6 MB
     assert nbytes < 50e6
 
@@ -122,7 +134,7 @@ def test_static_fallback_in_the_mime_bundle(forward):
     assert strip.size == forward.static_image().size
     assert evenly_spaced(1000) == [0, 250, 500, 749, 999]
     # five frame columns under the plot, each at least a 2x2 grid of 64 px tiles wide, and different
-    assert strip.width > 5 * 2 * 64 and strip.height > forward.schedule_plot.base.height + 2 * 64
+    assert strip.width > 5 * 2 * 64 and strip.height > forward.plot_image().height + 2 * 64
     cells = pixels(strip)[-70:-10]
     step = strip.width // 5
     assert not np.array_equal(cells[:, step:2 * step], cells[:, 3 * step:4 * step])
@@ -137,8 +149,8 @@ def test_schedule_explorer_follows_the_controls(x0):
         reference = DDPMScheduler(num_train_timesteps=200, beta_schedule=name,
                                   beta_start=w.beta_start.value, beta_end=w.beta_end.value)
         assert torch.allclose(w.scheduler.alphas_cumprod, reference.alphas_cumprod)
-        expected = reference.add_noise(x0, w.noise, torch.full((8,), 60, dtype=torch.long))
-        same_picture(w.shown_images()[0], shown_as(expected, (-1, 1)))
+        expected = reference.add_noise(x0, fixed_noise(x0, 5), torch.full((8,), 60, dtype=torch.long))
+        same_picture(shown(w)[0], shown_as(expected, (-1, 1)))
         assert f"√ᾱ = {float(reference.alphas_cumprod[60]) ** 0.5:.3f}" in w.label.value
         assert w.beta_start.disabled == w.beta_end.disabled == (name == "squaredcos_cap_v2")
     w.schedule.value = "linear"
@@ -151,19 +163,19 @@ def test_schedule_explorer_follows_the_controls(x0):
 # --- corruption ---------------------------------------------------------------------------------------
 def test_corruption_widget_shows_corrupt_and_prediction():
     torch.manual_seed(0)
-    model = cu.BasicUNet()
+    model = BasicUNet()
     x = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(2))
-    w = cu.corruption_widget(cu.corrupt, model, x, seed=7, num_frames=11)
+    w = cu.corruption_widget(corrupt, model, x, seed=7, num_frames=11)
     w.slider.value = 0.0
-    same_picture(w.shown_images()[0], shown_as(x, (0, 1)))
+    same_picture(shown(w)[0], shown_as(x, (0, 1)))
     w.slider.value = 0.3
     assert w.label.value == "amount = 0.30"
     torch.manual_seed(7)
-    noisy = cu.corrupt(x, 0.3)
+    noisy = corrupt(x, 0.3)
     with torch.no_grad():
         pred = model(noisy)
-    same_picture(w.shown_images()[0], shown_as(noisy, (0, 1)))
-    same_picture(w.shown_images()[1], shown_as(pred, (0, 1)), tolerance=1)
+    same_picture(shown(w)[0], shown_as(noisy, (0, 1)))
+    same_picture(shown(w)[1], shown_as(pred, (0, 1)), tolerance=1)
     Image.open(io.BytesIO(w.static_png())).verify()
 
 
@@ -177,50 +189,50 @@ def test_corruption_widget_uses_the_learners_corrupt():
         amount = amount.view(-1, 1, 1, 1)
         return (x * (1 - amount) + torch.randn_like(x) * amount * 0.1).clamp(0, 1)
 
-    model = cu.BasicUNet()
+    model = BasicUNet()
     x = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(5))
     w = cu.corruption_widget(darken, model, x, num_frames=5)
     w.slider.value = 0.5
-    same_picture(w.shown_images()[0], shown_as(x * 0.5, (0, 1)))
+    same_picture(shown(w)[0], shown_as(x * 0.5, (0, 1)))
     with torch.no_grad():
-        same_picture(w.shown_images()[1], shown_as(model(x * 0.5), (0, 1)), tolerance=1)
+        same_picture(shown(w)[1], shown_as(model(x * 0.5), (0, 1)), tolerance=1)
     w = cu.corruption_widget(gaussian, model, x, seed=3, num_frames=5)
     w.slider.value = 0.75
     torch.manual_seed(3)
-    same_picture(w.shown_images()[0], shown_as(gaussian(x, torch.full((3,), 0.75)), (0, 1)))
+    same_picture(shown(w)[0], shown_as(gaussian(x, torch.full((3,), 0.75)), (0, 1)))
     w.slider.value = 0.25  # the same noise at every amount: only the amount changes
     torch.manual_seed(3)
-    same_picture(w.shown_images()[0], shown_as(gaussian(x, torch.full((3,), 0.25)), (0, 1)))
+    same_picture(shown(w)[0], shown_as(gaussian(x, torch.full((3,), 0.25)), (0, 1)))
 
 
 def test_corruption_widget_bad_input_says_what_to_do():
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        cu.corruption_widget(cu.corrupt, cu.BasicUNet(), torch.rand(2, 1, 28, 28) * 2 - 1)
+        cu.corruption_widget(corrupt, BasicUNet(), torch.rand(2, 1, 28, 28) * 2 - 1)
     with pytest.raises(TypeError, match="corrupt function first"):
-        cu.corruption_widget(cu.BasicUNet(), torch.rand(2, 1, 28, 28), "cpu")  # the old order (model, x, device)
+        cu.corruption_widget(BasicUNet(), torch.rand(2, 1, 28, 28), "cpu")  # the old order (model, x, device)
     with pytest.raises(ValueError, match="shaped like x"):
-        cu.corruption_widget(lambda x, amount: x[:, :, :14], cu.BasicUNet(), torch.rand(2, 1, 28, 28))
+        cu.corruption_widget(lambda x, amount: x[:, :, :14], BasicUNet(), torch.rand(2, 1, 28, 28))
 
 
 # --- model view -----------------------------------------------------------------------------------------
 def test_model_view_predictions_and_no_rerun(scheduler, x0):
     model = CountingUNet().train()
     w = cu.model_view_widget(model, scheduler, x0, seed=4, num_frames=5)
-    assert w.timesteps == [0, 250, 500, 749, 999]
+    assert w.positions == [0, 250, 500, 749, 999]
     assert model.training, "the widget must restore the model's training mode"
     calls = model.calls
     for t in (250, 500):
         w.slider.value = t
         ts = torch.full((8,), t, dtype=torch.long)
-        x_t = scheduler.add_noise(x0, w.noise, ts)
+        x_t = scheduler.add_noise(x0, fixed_noise(x0, 4), ts)
         with torch.no_grad():
             eps = model.eval().unet(x_t, ts).sample
         ab = scheduler.alphas_cumprod[t]
         pred_x0 = (x_t - (1 - ab).sqrt() * eps) / ab.sqrt()
-        shown = w.shown_images()  # three panels: 2x tiles, so they fit side by side
-        same_picture(shown[0], shown_as(x_t, (-1, 1), scale=2))
-        same_picture(shown[1], shown_as(eps, (-2, 2), scale=2), tolerance=1)
-        same_picture(shown[2], shown_as(pred_x0, (-1, 1), scale=2), tolerance=1)
+        panels = shown(w)  # three panels: 2x tiles, so they fit side by side
+        same_picture(panels[0], shown_as(x_t, (-1, 1), scale=2))
+        same_picture(panels[1], shown_as(eps, (-2, 2), scale=2), tolerance=1)
+        same_picture(panels[2], shown_as(pred_x0, (-1, 1), scale=2), tolerance=1)
         assert f"√ᾱ = {float(ab) ** 0.5:.3f}" in w.label.value
     assert model.calls == calls, "moving the slider must not run the model"
 
@@ -246,20 +258,22 @@ def test_trajectory_widget_steps_through_the_run(scheduler):
     w = cu.trajectory_widget(xs, preds, steps=steps)
     w.slider.value = 3
     assert w.label.value == f"step 4/6  |  t = {int(steps[3])}"
-    same_picture(w.shown_images()[0], shown_as(xs[3], (-1, 1)))
-    same_picture(w.shown_images()[1], shown_as(preds[3], (-1, 1)))
+    same_picture(shown(w)[0], shown_as(xs[3], (-1, 1)))
+    same_picture(shown(w)[1], shown_as(preds[3], (-1, 1)))
     assert len(w.images) == 2
 
 
 def test_trajectory_widget_guesses_unit_range_and_takes_one_list():
     xs = [torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(i)) for i in range(4)]
     w = cu.trajectory_widget(xs)
-    assert w.value_range == (0.0, 1.0) and len(w.images) == 1
-    silu_preds = [x - 0.27 for x in xs]  # BasicUNet ends in a SiLU: [0, 1] outputs dip to -0.28
-    assert cu.trajectory_widget(xs, silu_preds).value_range == (0.0, 1.0)
+    assert len(w.images) == 1
     w.slider.value = 2
-    same_picture(w.shown_images()[0], shown_as(xs[2], (0, 1)))
+    same_picture(shown(w)[0], shown_as(xs[2], (0, 1)))
     assert w.label.value == "step 3/4"
+    silu_preds = [x - 0.27 for x in xs]  # BasicUNet ends in a SiLU: [0, 1] outputs dip to -0.28
+    w = cu.trajectory_widget(xs, silu_preds)
+    w.slider.value = 1
+    same_picture(shown(w)[1], shown_as(silu_preds[1], (0, 1)))
 
 
 def test_trajectory_widget_explains_bad_input():
@@ -285,7 +299,7 @@ def test_forward_process_explains_bad_input(scheduler):
 def test_more_than_eight_images_are_cut(capsys):
     small = DDPMScheduler(num_train_timesteps=10)
     w = cu.forward_process_widget(small, torch.rand(12, 3, 8, 8) * 2 - 1)
-    assert w.frames["x_t"].shape == (10, 8, 3, 8, 8)
+    assert w.panels["x_t"].shape == (10, 8, 3, 8, 8)
     assert "first 8 of 12" in capsys.readouterr().out
 
 

@@ -9,8 +9,9 @@
 Steps, all offline (the notebooks run with ``HF_HUB_OFFLINE=1`` and no token: a build never downloads or uploads):
 
 1. **Execute** each English notebook (``notebooks/*.ipynb`` without ``_CN``) with nbclient in
-   the notebooks folder, with ``COURSE_BOOK=1`` so every course widget displays as a kernel-free
-   slider (``course_utils.widget_view``). Executions are cached in ``<out>/.cache`` under a key
+   the notebooks folder, after a hidden first cell that makes every course widget display as a
+   kernel-free slider (``tools/book_widgets.py``, through IPython's display formatters; the cell
+   is removed again after the run). Executions are cached in ``<out>/.cache`` under a key
    made of the notebook's code cells, course_utils' sources, quick/full mode and the device: a
    notebook runs again only when one of those changed.
 2. **Clean** the outputs for a page: outputs that are only an ipywidgets model (progress bars)
@@ -51,6 +52,9 @@ NOTEBOOKS = ROOT / "notebooks"
 CONF = ROOT / "docs" / "book"
 DEFAULT_OUT = ROOT / "build" / "book"
 PACKAGE = ROOT / "course_utils"
+BOOK_WIDGETS = ROOT / "tools" / "book_widgets.py"
+#: The hidden first cell of a book execution: widgets display as kernel-free sliders (removed after the run).
+BOOK_CELL = nbformat.v4.new_code_cell("from tools.book_widgets import register\n\nregister()", id="book-widgets")
 #: Site folder and Sphinx language of each edition.
 LANGS = {"en": "en", "zh": "zh_CN"}
 READMES = {"en": "README.md", "zh": "README_CN.md"}
@@ -91,7 +95,7 @@ def cache_key(nb, quick: bool, device: str) -> str:
     h.update(f"mode={'quick' if quick else 'full'} device={device}\n".encode())
     for cell in code_cells(nb):
         h.update(cell.source.encode("utf-8") + b"\0")
-    for path in sorted(PACKAGE.rglob("*.py")):
+    for path in [*sorted(PACKAGE.rglob("*.py")), BOOK_WIDGETS]:
         h.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()[:20]
 
@@ -107,10 +111,12 @@ def execute(path: Path, cache: Path, quick: bool, device: str, use_cache: bool =
         print(f"  {path.name}: cached ({cached.name})", flush=True)
         return nbformat.read(str(cached), as_version=4), None
     print(f"  {path.name}: executing ({'quick' if quick else 'full'} mode, {device}) ...", flush=True)
-    # The kernel inherits these. COURSE_BOOK: widgets become kernel-free sliders. The Hub settings: a
-    # docs build never talks to the Hub and sees no token, so notebook 01's share cell cannot create
-    # a public repository and upload a model (or print the builder's name into a page).
-    kernel_env = {"COURSE_BOOK": "1", "COURSE_QUICK": "1" if quick else "", "HF_HUB_OFFLINE": "1",
+    # The kernel inherits these. PYTHONPATH: the kernel imports tools/ (the hidden first cell registers
+    # the kernel-free slider). The Hub settings: a docs build never talks to the Hub and sees no token, so
+    # notebook 01's share cell cannot create a public repository and upload a model (or print the
+    # builder's name into a page).
+    kernel_env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+                  "COURSE_QUICK": "1" if quick else "", "HF_HUB_OFFLINE": "1",
                   "HF_TOKEN": None, "HUGGING_FACE_HUB_TOKEN": None, "HF_TOKEN_PATH": str(cache / "no-token")}
     env_before = {k: os.environ.get(k) for k in kernel_env}
     for k, v in kernel_env.items():
@@ -119,6 +125,7 @@ def execute(path: Path, cache: Path, quick: bool, device: str, use_cache: bool =
         else:
             os.environ[k] = v
     start = time.perf_counter()
+    nb.cells.insert(0, copy.deepcopy(BOOK_CELL))
     try:
         client = NotebookClient(nb, timeout=None, kernel_name="python3", store_widget_state=False,
                                 resources={"metadata": {"path": str(path.parent)}})
@@ -126,6 +133,7 @@ def execute(path: Path, cache: Path, quick: bool, device: str, use_cache: bool =
     except CellExecutionError as err:
         raise BookError(f"{path.name} failed while executing for the book:\n{err}") from None
     finally:
+        without_book_cell(nb)
         for k, v in env_before.items():
             if v is None:
                 os.environ.pop(k, None)
@@ -138,6 +146,18 @@ def execute(path: Path, cache: Path, quick: bool, device: str, use_cache: bool =
         old.unlink()
     nbformat.write(nb, str(cached))
     return nb, seconds
+
+
+def without_book_cell(nb) -> None:
+    """Remove the hidden first cell of a book execution, numbering the other cells' runs from 1 again."""
+    if nb.cells and nb.cells[0].get("id") == BOOK_CELL.id:
+        del nb.cells[0]
+        for cell in code_cells(nb):
+            if cell.get("execution_count"):
+                cell.execution_count -= 1
+                for out in cell.get("outputs", []):
+                    if out.get("execution_count"):
+                        out.execution_count -= 1
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
