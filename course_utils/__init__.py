@@ -13,6 +13,8 @@ stays in the notebooks; this package holds what would only distract there. One m
 - ``unet_diagram``: the diagram of a ``UNet2DModel``, drawn from its config
 - ``widgets`` (with ``widget_frames`` and ``widget_view``): the timestep sliders
 - ``source``: show a helper's code in a notebook; ``links``: the repository's one URL
+- ``live_output``: run a command with its output streamed into the cell (``run_live``)
+- ``standin_datasets``: the offline butterflies as a ``datasets.Dataset`` of JPEGs, like the Hub's
 - ``exercises``: checks, hints and solutions for the notebooks' exercises (``cu.exercises.nb02.ex6``)
 - ``user_warnings``: warnings about the learner's input, pointing at the learner's line
 - ``train`` (with ``train_args``, ``checkpoints``, ``train_outputs``): the training script,
@@ -22,11 +24,13 @@ from . import exercises
 from .batches import BatchIterator
 from .corruption import corrupt
 from .data_sources import ImageData, hub_reachable, load_butterflies, load_mnist
+from .live_output import run_live
 from .models import UNET_PRESETS, BasicUNet, butterflies_preset_for, count_parameters, make_unet, unet_config
 from .plotting import image_grid, make_grid, plot_losses, plot_schedule, schedule_curves, show_images
 from .scratch_figures import draw_basic_unet, plot_panels
 from .settings import env_flag, get_device, is_quick, pick, seed_everything
 from .source import show_source
+from .standin_datasets import butterfly_standin_dataset
 from .unet_diagram import draw_unet, unet_layout
 from .widgets import (
     corruption_widget,
@@ -42,7 +46,7 @@ __all__ = [
     "image_grid", "make_grid", "plot_losses", "plot_schedule", "schedule_curves", "show_images",
     "draw_basic_unet", "plot_panels", "env_flag", "get_device", "is_quick", "pick", "seed_everything",
     "show_source", "corruption_widget", "forward_process_widget", "model_view_widget", "schedule_explorer",
-    "trajectory_widget", "draw_unet", "unet_layout",
+    "trajectory_widget", "draw_unet", "unet_layout", "run_live", "butterfly_standin_dataset",
 ]
 
 __version__ = "0.1.0"
