@@ -15,18 +15,18 @@
    present. Uniform noise shows what a meaningless input gets. One batch of 64 is a noisy measure
    (about 10 points from one batch to the next), so each sampling cell runs again for more batches
    from the same models (``--batches``, 4 by default) and the figures over all of them are
-   printed too. The figures the notebook states (``STATED``) are printed beside the measured ones.
+   printed too. The figures the notebook and the README state (``docs/figures.json``, section
+   "mnist_sample_quality") are printed beside the measured ones; ``--record`` stores the measured
+   ones there instead (a full-size run only).
 
-Run: ``HF_HUB_OFFLINE=1 OMP_NUM_THREADS=2 python -m benchmarks.mnist_sample_quality`` (about 15
-minutes on 2 CPU cores). Saves the samples, labelled, as PNGs (``--out``, one per model) and as
+Run: ``HF_HUB_OFFLINE=1 OMP_NUM_THREADS=2 python -m benchmarks.mnist_sample_quality`` (about 20
+minutes on 2 idle CPU cores). Saves the samples, labelled, as PNGs (``--out``, one per model) and as
 tensors (the same names with ``.pt``).
 A benchmark, not a test: it prints PASS/MISS per target and exits 0 either way.
 """
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import math
 import os
 import sys
@@ -36,15 +36,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from tools import figures
+
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "02_diffusion_models_from_scratch.ipynb"
 #: The cells that sample (by id) and the variable each leaves its samples in.
 SAMPLES = {"sampling-40": "samples", "ddpm-sampling": "ddpm_samples", "ddim-sampling": "ddim_samples"}
 MODEL_NAMES = {"sampling-40": "BasicUNet, 40 steps", "ddpm-sampling": "DDPM model, our DDPM step",
                "ddim-sampling": "DDPM model, DDIM 50 steps"}
-#: What the notebook's text states (tests/test_notebook02.py checks the text says exactly this).
-STATED = dict(budget_minutes=20, basic_pct=58, real_pct=96,  # BasicUNet's figures: the run of 2026-11-23
-              ddpm_pct=75, ddim_pct=44, basic_pct_with_ddpm=58)  # the DDPM run of 2026-11-24
-BATCH_SIZE_LINE = "batch_size = 32"  # the notebook's line that --batch-size replaces
+TARGET_MINUTES = 20  # the whole notebook at full size on a 2-core CPU
+SECTION = "mnist_sample_quality"  # the figures' section of docs/figures.json
 CONFIDENT = 0.9
 
 
@@ -117,56 +117,29 @@ def notebook_samples(quick: bool, batches: int = 1, batch_size: int | None = Non
     notebook's own) and facts, among them the seconds the notebook's cells took.
     """
     import matplotlib
-    import nbformat
+
+    from tools.notebook_code import run_cells
 
     matplotlib.use("Agg")
     if quick:
         os.environ["COURSE_QUICK"] = "1"
     else:
         os.environ.pop("COURSE_QUICK", None)
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    cells = {cell.get("id"): cell for cell in nb.cells if cell.cell_type == "code"}
-    missing = [cell_id for cell_id in SAMPLES if cell_id not in cells]
-    if missing:
-        raise RuntimeError(f"{NOTEBOOK.name} has no code cells {missing}: update SAMPLES in {Path(__file__).name}")
-    if batch_size is not None and BATCH_SIZE_LINE not in cells["data"].source:
-        raise RuntimeError(f"no line {BATCH_SIZE_LINE!r} in {NOTEBOOK.name}'s cell 'data' for --batch-size to replace")
-    namespace: dict = {"__name__": "__notebook__"}
-    cwd = os.getcwd()
-    os.chdir(NOTEBOOK.parent)  # as in Jupyter and nbmake
-    import matplotlib.pyplot as plt
-
-    def run(cell):
-        source = cell.source
-        if batch_size is not None and BATCH_SIZE_LINE in source:
-            source = source.replace(BATCH_SIZE_LINE, f"batch_size = {batch_size}")
-        with contextlib.redirect_stdout(io.StringIO()):  # the lesson's printouts
-            exec(compile(source, f"cell {cell.get('id')}", "exec"), namespace)
-        plt.close("all")
+    seconds: dict = {}
+    replace = {} if batch_size is None else {"batch_size": batch_size}
+    namespace = run_cells(NOTEBOOK, replace=replace, quiet=True, timings=seconds)
 
     def take(cell_id):
         x = namespace[SAMPLES[cell_id]].float().cpu()
         return (x + 1) / 2 if cell_id != "sampling-40" else x  # the DDPM model works in [-1, 1]
 
-    samples = {cell_id: [] for cell_id in SAMPLES}
-    start = time.perf_counter()
-    seconds = {}
-    try:
-        for cell in cells.values():
-            began = time.perf_counter()
-            run(cell)
-            seconds[cell.id] = time.perf_counter() - began
-            if cell.id in SAMPLES:
-                samples[cell.id].append(take(cell.id))
-        total = time.perf_counter() - start
-        for _ in range(batches - 1):  # the same cells again: fresh noise, the same models
-            for cell_id in SAMPLES:
-                run(cells[cell_id])
-                samples[cell_id].append(take(cell_id))
-    finally:
-        os.chdir(cwd)
-    facts = dict(seconds=total, cell_seconds=seconds, batch_size=namespace["batch_size"], steps=len(namespace["losses"]),
-                 ddpm_steps=len(namespace["ddpm_losses"]), ddpm_preset=namespace["ddpm_preset"],
+    samples = {cell_id: [take(cell_id)] for cell_id in SAMPLES}
+    for _ in range(batches - 1):  # the same cells again: fresh noise, the same models
+        for cell_id in SAMPLES:
+            run_cells(NOTEBOOK, [cell_id], namespace=namespace, quiet=True)
+            samples[cell_id].append(take(cell_id))
+    facts = dict(seconds=sum(seconds.values()), cell_seconds=seconds, batch_size=namespace["batch_size"],
+                 steps=len(namespace["losses"]), ddpm_steps=len(namespace["ddpm_losses"]), ddpm_preset=namespace["ddpm_preset"],
                  source=namespace["data"].source, n_images=len(namespace["data"]),
                  final_loss=sum(namespace["losses"][-50:]) / len(namespace["losses"][-50:]),
                  ddpm_final_loss=sum(namespace["ddpm_losses"][-50:]) / len(namespace["ddpm_losses"][-50:]))
@@ -196,36 +169,41 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, help="train BasicUNet with this batch size instead of the notebook's 32")
     parser.add_argument("--batches", type=int, default=4, help="runs of each sampling cell to classify (the first is the notebook's)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/mnist_sample_quality.png"))
+    parser.add_argument("--record", metavar="RUN",
+                        help="store the measured figures in docs/figures.json, RUN naming the run (machine, load, date)")
     args = parser.parse_args(argv)
+    if args.record and args.quick:
+        parser.error("--record stores a full-size run's figures: drop --quick")
+    stated = figures.load(SECTION)
 
     start = time.perf_counter()
     classifier, accuracy, held_out = train_classifier(epochs=args.classifier_epochs)
     real = verdict(classifier, held_out)
     print(f"Classifier: held-out accuracy {accuracy:.1%} on {len(held_out):,} real MNIST digits "
           f"({time.perf_counter() - start:.0f} s to train); confidence >= {CONFIDENT} on {real['confident'] / real['n']:.1%} of them"
-          f" (stated: {STATED['real_pct']}%)", flush=True)
+          f" (stated: {stated['real_pct']}%)", flush=True)
 
     batches, facts = notebook_samples(args.quick, args.batches, args.batch_size)
     slowest = sorted(facts["cell_seconds"].items(), key=lambda kv: -kv[1])[:5]
-    print(f"The notebook's cells took {facts['seconds']:.0f} s ({facts['seconds'] / 60:.1f} min; the notebook's budget: "
-          f"{STATED['budget_minutes']} min); slowest: " + ", ".join(f"{k} {v:.0f} s" for k, v in slowest))
+    print(f"The notebook's cells took {facts['seconds']:.0f} s ({facts['seconds'] / 60:.1f} min; stated: "
+          f"~{stated['minutes']} min); slowest: " + ", ".join(f"{k} {v:.0f} s" for k, v in slowest))
     print(f"BasicUNet: {facts['steps']:,} steps of {facts['batch_size']} on {facts['n_images']:,} images ({facts['source']}), "
           f"mean loss of the last 50 steps {facts['final_loss']:.4f}")
     print(f"DDPM model ({facts['ddpm_preset']}): {facts['ddpm_steps']:,} steps, mean loss of the last 50 steps "
           f"{facts['ddpm_final_loss']:.4f}")
 
     noise = verdict(classifier, torch.rand(64, 1, 28, 28, generator=torch.Generator().manual_seed(0)))
-    overall = {}
+    overall, firsts = {}, {}
     for cell_id, runs in batches.items():
         first, everything = verdict(classifier, runs[0]), verdict(classifier, torch.cat(runs))
-        overall[cell_id] = everything
+        overall[cell_id], firsts[cell_id] = everything, first
         for name, r in [(f"{MODEL_NAMES[cell_id]}: the notebook's batch", first),
                         (f"{MODEL_NAMES[cell_id]}: all {len(runs)} batches", everything)]:
             print(f"{name:48s}: {r['confident']}/{r['n']} ({r['confident'] / r['n']:.0%}) with confidence >= {CONFIDENT}, "
                   f"mean confidence {r['mean_confidence']:.2f}; digits confidently: {len(r['confident_classes'])}/10; "
                   f"counts {r['counts']}")
         if cell_id == "sampling-40":
-            print(f"{'':48s}  (stated in the notebook: {STATED['basic_pct']}% of the notebook's batch)")
+            print(f"{'':48s}  (stated: {stated['basic_pct']}% of the notebook's batch)")
         path = args.out.with_name(f"{args.out.stem}_{cell_id}{args.out.suffix}")
         save_labelled(runs[0], first, path)
         torch.save(runs[0], path.with_suffix(".pt"))
@@ -236,7 +214,7 @@ def main(argv=None) -> int:
     share = {k: r["confident"] / r["n"] for k, r in overall.items()}
     targets = [
         ("classifier held-out accuracy >= 97%", accuracy >= 0.97),
-        (f"the whole notebook within {STATED['budget_minutes']} minutes", facts["seconds"] <= STATED["budget_minutes"] * 60),
+        (f"the whole notebook within {TARGET_MINUTES} minutes", facts["seconds"] <= TARGET_MINUTES * 60),
         ("DDPM model (DDIM) more often classified with confidence than BasicUNet (all batches)",
          share["ddim-sampling"] > share["sampling-40"]),
         ("DDPM model (our DDPM step) more often classified with confidence than BasicUNet (all batches)",
@@ -248,7 +226,28 @@ def main(argv=None) -> int:
         print(f"{'PASS' if ok else 'MISS'}  {name}")
     if args.quick:
         print("(quick mode: a smoke run of the code path; the figures mean nothing)")
+    if args.record:
+        record(args.record, real, firsts, overall, facts, args.batch_size)
     return 0
+
+
+def _pct(r: dict) -> int:
+    return round(100 * r["confident"] / r["n"])
+
+
+def record(run: str, real: dict, firsts: dict, overall: dict, facts: dict, batch_size: int | None) -> None:
+    """Store this run's figures in docs/figures.json (the README and notebook 02 state them)."""
+    if batch_size is not None:  # an experiment beside the notebook: BasicUNet's figures only
+        figures.record(SECTION, run, **{f"basic_pct_batch{batch_size}": _pct(firsts["sampling-40"]),
+                                        f"basic_pct_batch{batch_size}_all": _pct(overall["sampling-40"])})
+        return
+    basic, basic_all = _pct(firsts["sampling-40"]), _pct(overall["sampling-40"])
+    figures.record(SECTION, run, minutes=round(facts["seconds"] / 60), real_pct=_pct(real),
+                   basic_pct=basic, basic_pct_all=basic_all, basic_pct_with_ddpm=basic, basic_pct_with_ddpm_all=basic_all,
+                   ddpm_pct=_pct(firsts["ddpm-sampling"]), ddpm_pct_all=_pct(overall["ddpm-sampling"]),
+                   ddim_pct=_pct(firsts["ddim-sampling"]), ddim_pct_all=_pct(overall["ddim-sampling"]))
+    print(f"Recorded in {figures.PATH}: check the README's and notebook 02's sentences (tests/test_notebook02.py, "
+          "tests/test_figures.py say which no longer match)")
 
 
 if __name__ == "__main__":

@@ -62,3 +62,13 @@ def test_main_runs_end_to_end(bench, jpegs, capsys):
     out = capsys.readouterr().out
     assert "original: JPEG Dataset, workers=0" in out and "data share" in out
     assert sum(line.startswith(("PASS:", "MISS:")) for line in out.splitlines()) == 2
+
+
+def test_sample_quality_classifier_and_augmentation_run():
+    """benchmarks/mnist_sample_quality.py's pieces on a few random images (its notebook run is nbmake's)."""
+    from benchmarks import mnist_sample_quality as quality
+
+    x = torch.rand(6, 1, 28, 28)
+    assert quality.shift(x, torch.Generator().manual_seed(0)).shape == x.shape
+    result = quality.verdict(quality.make_classifier().eval(), x)
+    assert result["n"] == 6 and sum(result["counts"]) == 6 and 0 <= result["confident"] <= 6
