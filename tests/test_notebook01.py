@@ -18,6 +18,7 @@ from notebook_helpers import assigned, missing_phrases, prose, read_notebook, sa
 import course_utils as cu
 from course_utils.data_sources import STANDIN_BUTTERFLIES
 from course_utils.exercises import nb01
+from tools import figures
 from tools.notebook_code import code_cells, run_cells
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models (tests/conftest.py)
@@ -42,6 +43,7 @@ STATED = [
     "betas rising linearly from {beta_start} to {beta_end}",
     "by $t = 500$, $\\sqrt{{\\bar\\alpha_t}}$ is already below {alpha_bar_500}",
     "warms up over the first {warmup} steps",
+    "the whole notebook took about {nb01_minutes} minutes in one measured run",  # docs/figures.json
     # the schedule exercise states what its check asks
     "($\\sqrt{{\\bar\\alpha_t}} \\ge {signal_500}$) up to $t = 500$",
     "($\\sqrt{{\\bar\\alpha_{{999}}}} \\le {signal_end}$)",
@@ -52,6 +54,13 @@ STATED = [
     "its last step goes from $t = {trail10_last}$ straight to the clean image",
     "leading spacing starts at $t = {lead100_first}$, where $\\sqrt{{\\bar\\alpha_{{{lead100_first}}}}} = {signal_lead100:.3f}$",
     "Left DDPM, right DDIM; top to bottom: {rows}.",
+    # the model view: dividing by a tiny sqrt(alpha_bar) (the trained schedule)
+    "$\\sqrt{{\\bar\\alpha_{{{lead100_first}}}}} = {signal_lead100:.3f}$ and $\\sqrt{{\\bar\\alpha_{{999}}}} = {signal_999:.5f}$",
+    "by about {gain_990} and by about {gain_999:,}",
+    "An error of 0.001 in the predicted noise becomes an error of {error_999:.0f} in $\\hat x_0$ at $t = 999$",
+    "($t = {lead100_first}$ with 100 steps, $t = 999$ with 1000)",
+    # notebook 02's measured samplers (docs/figures.json)
+    "({ddim_pct}% against {ddpm_pct}% of the samples",
 ]
 
 
@@ -111,8 +120,11 @@ def facts(cells):
         gpu_first_channels=cu.unet_config("butterflies")["block_out_channels"][0],
         gpu_last_channels=cu.unet_config("butterflies")["block_out_channels"][-1],
         signal_500=nb01.SIGNAL_AT_500, signal_end=nb01.SIGNAL_AT_END,
+        nb01_minutes=figures.load("notebook01_cpu")["minutes"],
         **_spacing_facts(trained, sizes[False]["sample_steps"]),
         rows=_comparison_rows(cells),
+        ddim_pct=figures.load("mnist_sample_quality")["ddim_pct"], ddpm_pct=figures.load("mnist_sample_quality")["ddpm_pct"],
+        **_blow_up(trained),
     )
 
 
@@ -140,6 +152,15 @@ def _spacing_facts(trained, cpu_steps):
     signal = trained.alphas_cumprod.sqrt()
     out.update(signal_lead10=float(signal[out["lead10_first"]]), signal_lead100=float(signal[out["lead100_first"]]))
     return out
+
+
+def _blow_up(trained):
+    """How much dividing by sqrt(alpha_bar) magnifies an error of the predicted noise, at t = 990 and 999."""
+    signal = trained.alphas_cumprod.double().sqrt()
+    noise = (1 - trained.alphas_cumprod.double()).sqrt()
+    one_digit = lambda x: int(float(f"{x:.0e}"))  # noqa: E731  (70, 20000: "about")
+    return dict(signal_999=float(signal[999]), gain_990=one_digit(float(noise[990] / signal[990])),
+                gain_999=one_digit(float(noise[999] / signal[999])), error_999=0.001 * float(noise[999] / signal[999]))
 
 
 def _comparison_rows(cells):
