@@ -35,7 +35,8 @@ import torch.nn.functional as F
 
 import course_utils as cu
 from benchmarks.data_pipeline import original_loader, standin_folder  # the original course's JPEG path, shared
-from course_utils import train, train_args
+from course_utils.train import args as train_args
+from course_utils.train import loop
 
 TARGET_SPEEDUP = 10.0  # 30 epochs: the script (bf16, tensors on the GPU) vs the original course's path
 HUB_IMAGES = 1000  # images in huggan/smithsonian_butterflies_subset
@@ -52,17 +53,17 @@ def script_run(preset: str, batch_size: int, resolution: int, mixed_precision: s
         "--model_preset", preset, "--resolution", str(resolution), "--train_batch_size", str(batch_size),
         "--max_train_samples", str(images), "--mixed_precision", mixed_precision, "--random_flip",
         "--report_to", "none", "--lr_warmup_steps", "0", "--output_dir", output_dir])
-    return train.setup(args)
+    return loop.setup(args)
 
 
 def script_step(run, batches, step: int) -> None:
-    """One optimizer step exactly as the script's loop takes it: next batch, ``train.update``."""
+    """One optimizer step exactly as the script's loop takes it: next batch, ``loop.update``."""
     try:
         clean = next(batches[0])
     except StopIteration:
         batches[0] = iter(run.batches)
         clean = next(batches[0])
-    train.update(run, [clean], step)
+    loop.update(run, [clean], step)
 
 
 class NotebookLoop:

@@ -17,7 +17,7 @@ stays in the notebooks; this package holds what would only distract there. One m
 - ``standin_datasets``: the offline butterflies as a ``datasets.Dataset`` of JPEGs, like the Hub's
 - ``exercises``: checks, hints and solutions for the notebooks' exercises (``cu.exercises.nb02.ex6``)
 - ``user_warnings``: warnings about the learner's input, pointing at the learner's line
-- ``train`` (with ``train_args``, ``checkpoints``, ``train_outputs``): the training script,
+- ``train/`` (``loop``, ``args``, ``outputs``, ``checkpoints``): the training script,
   ``python -m course_utils.train`` or ``accelerate launch -m course_utils.train``
 """
 from . import exercises

@@ -26,6 +26,8 @@ class BatchIterator:
             raise ValueError(f"batch_size must be at least 1, not {batch_size}")
         if len(images) == 0:
             raise ValueError("No images to iterate over: the data set is empty.")
+        if labels is not None and len(labels) != len(images):
+            raise ValueError(f"labels must have one entry per image: {len(labels)} labels for {len(images)} images.")
         self.device = torch.device(device)
         self.images = images.to(self.device)
         self.labels = None if labels is None else labels.to(self.device)
@@ -49,5 +51,7 @@ class BatchIterator:
             index = order[start:start + self.batch_size]
             x = self.images[index]
             if self.flip:
-                x = torch.where(flips[start:start + len(index)].view(-1, 1, 1, 1), x.flip(-1), x)
+                # One flag per image, shaped to broadcast over (C, H, W) or (H, W): the last axis is the width.
+                flip = flips[start:start + len(index)].view(-1, *[1] * (x.ndim - 1))
+                x = torch.where(flip, x.flip(-1), x)
             yield x if self.labels is None else (x, self.labels[index])

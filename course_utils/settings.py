@@ -1,11 +1,13 @@
-"""Run settings shared by both notebooks: the device, quick mode and seeding.
+"""Run settings shared by both notebooks: the device, quick mode, seeding, and the environment.
 
-Used in the set-up section of every notebook and by the training script.
+Used in the set-up section of every notebook and by the training script. The package reads
+environment variables here only.
 """
 from __future__ import annotations
 
 import os
 import random
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -18,6 +20,23 @@ def env_flag(name: str) -> bool:
     in any case). The one reader of boolean flags such as ``COURSE_QUICK``, ``HF_HUB_OFFLINE`` and
     ``ACCELERATE_USE_CPU``, so every flag accepts the same spellings."""
     return os.environ.get(name, "").strip().lower() in _TRUE
+
+
+def cache_dir() -> Path:
+    """Where preprocessed tensors are cached: ``$COURSE_CACHE``, else ``$XDG_CACHE_HOME/diffusion-course``,
+    else ``~/.cache/diffusion-course``. An empty or relative value is ignored, as the XDG convention
+    says, so the cache never lands in whatever folder a notebook happens to run in."""
+    course = os.environ.get("COURSE_CACHE", "").strip()
+    if course:
+        return Path(course).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    root = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
+    return root / "diffusion-course"
+
+
+def hub_endpoint() -> str:
+    """The Hub address: ``HF_ENDPOINT`` (a mirror, e.g. in mainland China) or huggingface.co."""
+    return (os.environ.get("HF_ENDPOINT", "").strip() or "https://huggingface.co").rstrip("/")
 
 
 def is_quick() -> bool:
@@ -73,6 +92,8 @@ def seed_everything(seed: int = 0) -> torch.Generator:
     ``set_seed``). Returns a CPU ``torch.Generator`` seeded the same way, for code that wants its
     own stream.
     """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2 ** 32:
+        raise ValueError(f"seed must be a whole number from 0 to {2 ** 32 - 1} (NumPy's range), not {seed!r}")
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # seeds CUDA and MPS too

@@ -33,8 +33,6 @@ ROOT = Path(__file__).resolve().parents[1]
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 DEAD_WIDGET = ["Loading widget", "loading widget", WIDGET_VIEW, "version_major", '"model_id"', "&quot;model_id&quot;",
                "HBox(children", "VBox(children", "IntSlider(", "FloatProgress("]
-#: Scripts a page may load from outside the site: MathJax renders the formulas (Sphinx's default).
-EXTERNAL_SCRIPTS_ALLOWED = ("https://cdn.jsdelivr.net/npm/mathjax@",)
 
 
 # ----------------------------------------------------------------------------- pieces
@@ -95,11 +93,45 @@ def test_readme_links_are_made_to_work_on_the_site(tmp_path):
             "[paper](https://arxiv.org/abs/2006.11239) [top](#set-up)")
     out = book.rewrite_readme(text, "en", tmp_path)
     assert '<a href="../zh/index.html">简体中文</a>' in out
-    assert out.count("](notebooks/01_introduction_to_diffusers.ipynb)") == 2
+    assert "[Intro](notebooks/01_introduction_to_diffusers.ipynb)" in out
+    assert '<a href="../zh/notebooks/01_introduction_to_diffusers.html" hreflang="zh">Intro CN</a>' in out
     assert "](https://github.com/" in out and "/tree/main/course_utils)" in out
     assert "](https://arxiv.org/abs/2006.11239)" in out and "](#set-up)" in out
     zh = book.rewrite_readme("[English](README.md) | [简体中文](README_CN.md)", "zh", tmp_path)
     assert zh == '<a href="../en/index.html">English</a> | <a href="index.html">简体中文</a>'
+
+
+def test_readme_links_to_the_other_languages_notebook_open_its_page(tmp_path):
+    zh = book.rewrite_readme("[入门](notebooks/01_introduction_to_diffusers_CN.ipynb)\n"
+                             "英文原版：[Introduction to Diffusers](notebooks/01_introduction_to_diffusers.ipynb)", "zh", tmp_path)
+    assert "[入门](notebooks/01_introduction_to_diffusers.ipynb)" in zh  # the Chinese page
+    assert '<a href="../en/notebooks/01_introduction_to_diffusers.html" hreflang="en">Introduction to Diffusers</a>' in zh
+    en = book.rewrite_readme("[Intro CN](notebooks/01_introduction_to_diffusers_CN.ipynb#set-up)", "en", tmp_path)
+    assert en == '<a href="../zh/notebooks/01_introduction_to_diffusers.html#set-up" hreflang="zh">Intro CN</a>'
+
+
+def test_badges_become_plain_links_on_the_site(tmp_path):
+    badge = ("[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+             "(https://colab.research.google.com/github/x/y/blob/main/notebooks/a.ipynb)")
+    out = book.rewrite_readme(badge, "en", tmp_path)
+    assert out == "[Open In Colab](https://colab.research.google.com/github/x/y/blob/main/notebooks/a.ipynb)"
+
+
+@pytest.mark.parametrize("where", ["file", "read-only"])
+def test_an_unwritable_build_folder_fails_at_once_in_one_line(tmp_path, monkeypatch, capsys, where):
+    if where == "file":
+        out = tmp_path / "a-file"
+        out.write_text("")
+    else:
+        if os.geteuid() == 0:  # root writes anywhere: /proc is the folder nobody can write
+            out = Path("/proc/course-book-out")
+        else:
+            (tmp_path / "ro").mkdir(mode=0o500)
+            out = tmp_path / "ro" / "out"
+    monkeypatch.setattr(book, "execute", lambda *a, **k: pytest.fail("executed before checking the build folder"))
+    assert book.main(["--out", str(out), "--quick"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"cannot write to the build folder {out}" in err and "--out" in err
 
 
 def test_launch_links_sit_under_the_title_and_name_the_committed_notebook():
@@ -227,9 +259,8 @@ def test_internal_links_and_images_resolve_and_nothing_loads_from_outside(site):
         for tag, ref in _parse(page).refs:
             parts = urlsplit(ref)
             if parts.scheme in ("http", "https"):
-                # what the site needs to work (scripts, styles, fonts) is bundled; pictures in the
-                # README's text (the Colab and Kaggle badges) may come from outside
-                if tag in ("script", "link") and not ref.startswith(EXTERNAL_SCRIPTS_ALLOWED):
+                # links may lead out; what a page loads (scripts, styles, fonts, pictures) may not
+                if tag != "a":
                     external.append(f"{page.relative_to(html_dir)}: <{tag}> {ref}")
                 continue
             if parts.scheme or not parts.path:  # data:, mailto:, #anchor
@@ -372,3 +403,31 @@ def test_kernel_free_slider_and_language_switch_in_a_browser(page, server, site,
             page.screenshot(path=str(tmp_path / "book_last.png"))
             for shot in tmp_path.glob("book_*.png"):
                 shutil.copy(shot, os.environ["COURSE_BROWSER_SHOTS"])
+
+
+def test_formulas_render_in_a_browser_with_the_network_off(page, server, site, tmp_path):
+    """MathJax comes from the site: with every outside request refused, the formulas of a notebook
+    page are typeset (glyphs with size, no TeX source left) in both languages, and nothing was
+    missing or asked for outside."""
+    outside, missing, fonts = [], [], []
+    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(server)
+               else (outside.append(route.request.url), route.abort()))
+    page.on("response", lambda response: missing.append(f"{response.status} {response.url}") if response.status >= 400
+            else response.url.endswith(".woff") and fonts.append(response.url))
+    name = next(p for p in NOTEBOOK_PAGES if r"\bar\alpha" in (site["html"] / "en" / p).read_text(encoding="utf-8"))
+    for lang in ("en", "zh"):
+        page.goto(f"{server}/{lang}/{name}")
+        page.wait_for_function("document.querySelectorAll('mjx-container mjx-c').length > 20", timeout=30_000)
+        display = page.locator("mjx-container[display='true']").first
+        display.scroll_into_view_if_needed()
+        box = display.bounding_box()
+        assert box and box["width"] > 100 and box["height"] > 15, f"{lang}/{name}: display formula box {box}"
+        text = page.locator("article").inner_text()
+        assert "\\bar" not in text and "\\sqrt" not in text, f"{lang}/{name}: TeX source left on the page"
+        display.screenshot(path=str(tmp_path / f"book_formula_{lang}.png"))
+    assert not outside, f"the pages asked for outside resources: {outside[:5]}"
+    assert any("/_static/mathjax/" in url for url in fonts), "MathJax's web fonts were not loaded from the site"
+    assert not missing, f"missing on the site: {missing[:5]}"
+    if os.environ.get("COURSE_BROWSER_SHOTS"):
+        for shot in tmp_path.glob("book_formula_*.png"):
+            shutil.copy(shot, os.environ["COURSE_BROWSER_SHOTS"])

@@ -87,7 +87,7 @@ def scientific(x: float) -> str:
 @pytest.fixture(scope="module")
 def facts(cells):
     """The value of every {field} of STATED, computed from the notebook's cells and the package."""
-    from course_utils.train_args import build_parser
+    from course_utils.train.args import build_parser
 
     mp = pytest.MonkeyPatch()
     try:
@@ -218,7 +218,7 @@ def _commands(markdown_text):
 
 def test_every_command_the_notebook_shows_parses(nb, monkeypatch):
     """The commands of "Scaling up" run with a GPU; those without fp16 on a CPU too, and one of them does."""
-    from course_utils.train_args import parse_args
+    from course_utils.train.args import parse_args
 
     commands = _commands(next(c.source for c in nb.cells if c.id == "scale-md"))
     assert commands
@@ -232,7 +232,7 @@ def test_every_command_the_notebook_shows_parses(nb, monkeypatch):
 
 def test_the_scale_cell_runs_the_script_with_the_notebook_s_settings(cells, monkeypatch):
     """The scale cell's command (its CPU branch) is the notebook's recipe, and so are the script's defaults."""
-    from course_utils.train_args import build_parser, parse_args
+    from course_utils.train.args import build_parser, parse_args
 
     sizes_on(monkeypatch, gpu=False, quick=False)
     epochs = assigned(cells["training"].source, "num_epochs", cu=cu, USE_PRETRAINED=False)

@@ -33,6 +33,10 @@ def _environment_requirements():
         req = Requirement(spec)
         reqs[_norm(CONDA_TO_PIP.get(req.name, req.name))] = str(req.specifier)
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    for spec in pip:  # packages that only PyPI has sit in the pip section
+        if not spec.startswith("-"):
+            req = Requirement(spec)
+            reqs[_norm(req.name)] = str(req.specifier)
     return reqs, pip
 
 

@@ -32,7 +32,7 @@ def test_quick_run_draws_both_pictures(figures, tmp_path, monkeypatch, capsys):
 
 
 def test_training_command_is_notebook_01_s_cpu_recipe(figures):
-    from course_utils.train_args import parse_args
+    from course_utils.train.args import parse_args
 
     args = parse_args(figures.train_command(Path("x"))[3:])
     assert (args.model_preset, args.resolution, args.train_batch_size, args.num_epochs, args.learning_rate,

@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +15,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from course_utils import checkpoints, get_device, train, train_args
-from course_utils.train import weights_digest
+from course_utils import get_device
+from course_utils.train import __main__ as script
+from course_utils.train import args as train_args
+from course_utils.train import checkpoints
+from tests.train_harness import REPO, TINY_UNET, run_script, script_env, tiny_args, weights_digest
 
-REPO = Path(__file__).resolve().parent.parent
-TINY_UNET = dict(in_channels=3, out_channels=3, layers_per_block=1, block_out_channels=[16, 32], norm_num_groups=8,
-                 down_block_types=["DownBlock2D", "DownBlock2D"], up_block_types=["UpBlock2D", "UpBlock2D"])
 # 24 images in batches of 4 = 6 batches per epoch; accumulating 2 = 3 optimizer steps per epoch,
 # so 7 steps cross two epoch boundaries and the resume point (step 2) is in the middle of an epoch.
 STEPS = 7
@@ -32,32 +31,6 @@ def workdir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("train")
     (folder / "tiny_unet.json").write_text(json.dumps(TINY_UNET))
     return folder
-
-
-def tiny_args(workdir: Path, output_dir: Path, *extra: str) -> list[str]:
-    return ["--model_config", str(workdir / "tiny_unet.json"), "--resolution", "16", "--max_train_samples", "24",
-            "--train_batch_size", "4", "--gradient_accumulation_steps", "2", "--lr_warmup_steps", "2",
-            "--ddpm_num_inference_steps", "2", "--eval_batch_size", "2", "--report_to", "none",
-            "--output_dir", str(output_dir), *extra]
-
-
-def script_env(tmp_root: Path, **env) -> dict:
-    """The environment of a script run: offline, not quick, the tests' private tensor cache."""
-    full_env = {k: v for k, v in os.environ.items() if k != "COURSE_TRAIN_TEST"}
-    # One thread per process: as fast for a tiny UNet, and it does not fight the other process (or
-    # other jobs) for the cores, which on a busy 2-core machine made each step 10x slower.
-    full_env.update(HF_HUB_OFFLINE="1", COURSE_QUICK="", OMP_NUM_THREADS="1",
-                    COURSE_CACHE=os.environ.get("COURSE_TEST_CACHE") or str(tmp_root / "course-cache"))
-    full_env.update(env)
-    return full_env
-
-
-def run_script(args: list[str], tmp_root: Path, launcher: list[str] | None = None, timeout: int = 240, **env):
-    """Run the script in a fresh process (see ``script_env``) and wait for it."""
-    command = (launcher or [sys.executable]) + ["-m", "course_utils.train", *args]
-    return subprocess.run(command, cwd=REPO, env=script_env(tmp_root, **env), capture_output=True, text=True,
-                          timeout=timeout)
-
 
 def unet_weights(output_dir: Path) -> dict:
     return load_file(output_dir / "unet" / "diffusion_pytorch_model.safetensors")
@@ -107,10 +80,10 @@ def test_killed_run_resumes_to_the_same_weights(unbroken, workdir, tmp_path_fact
     args = tiny_args(workdir, out, "--max_train_steps", str(STEPS), "--use_ema", "--random_flip",
                      "--checkpointing_steps", "2", "--checkpoints_total_limit", "2", "--save_images_epochs", "1")
     # SIGKILL half-way through writing checkpoint-4: after checkpoint-2 was complete.
-    killed = run_script(args, tmp_path_factory.getbasetemp(), COURSE_TRAIN_TEST="kill-in-checkpoint:4")
+    killed = run_script(args, tmp_path_factory.getbasetemp(), harness=["--kill-in-checkpoint", "4"])
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert (out / ".checkpoint-4.tmp").is_dir() and not (out / "checkpoint-4").exists()
-    assert checkpoints.resolve("latest", out) == out / "checkpoint-2"
+    assert checkpoints.resolve("latest", out)[0] == out / "checkpoint-2"
 
     resumed = run_script(args + ["--resume_from_checkpoint", "latest"], tmp_path_factory.getbasetemp())
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -123,30 +96,8 @@ def test_killed_run_resumes_to_the_same_weights(unbroken, workdir, tmp_path_fact
     assert all(torch.equal(expected[k], got[k]) for k in expected)
 
 
-def test_ctrl_c_stops_cleanly_and_says_how_to_resume(workdir, tmp_path_factory):
-    out = workdir / "interrupted"
-    env = script_env(tmp_path_factory.getbasetemp())
-    process = subprocess.Popen([sys.executable, "-m", "course_utils.train",
-                                *tiny_args(workdir, out, "--max_train_steps", "100000", "--checkpointing_steps", "2")],
-                               cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 180
-        while not checkpoints.complete_checkpoints(out) and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 130, stderr[-3000:]
-    assert "Interrupted at step" in stderr and "--resume_from_checkpoint latest" in stderr
-    assert "Stopping after this step" in stderr  # the loop stopped it between steps
-    assert "Traceback" not in stderr
-    assert checkpoints.resolve("latest", out) is not None
-
-
 def test_ctrl_c_while_training_waits_for_the_step_and_a_second_one_does_not():
-    interrupts = train._Interrupts()
+    interrupts = script.Interrupts()
     with pytest.raises(KeyboardInterrupt):  # before the loop (set-up, data): at once
         interrupts.handle(signal.SIGINT, None)
     interrupts.deferred = True
@@ -156,6 +107,11 @@ def test_ctrl_c_while_training_waits_for_the_step_and_a_second_one_does_not():
         interrupts.handle(signal.SIGINT, None)
     with pytest.raises(KeyboardInterrupt):  # the first one, at the end of the step
         interrupts.check()
+    assert interrupts.signum == signal.SIGINT  # main returns 128 + signum: 130
+    polite = script.Interrupts()
+    polite.deferred = True
+    polite.handle(signal.SIGTERM, None)
+    assert polite.requested and 128 + polite.signum == 143
 
 
 def test_two_processes_share_the_data_and_save_once(workdir, tmp_path_factory):
@@ -170,7 +126,7 @@ def test_two_processes_share_the_data_and_save_once(workdir, tmp_path_factory):
                 "--main_process_port", str(port)]
     result = run_script(tiny_args(workdir, out, "--max_train_steps", "3", "--random_flip"),
                         tmp_path_factory.getbasetemp(), launcher=launcher, ACCELERATE_USE_CPU="1",
-                        CUDA_VISIBLE_DEVICES="", COURSE_TRAIN_TEST="log-ranks")
+                        CUDA_VISIBLE_DEVICES="", harness=["--log-ranks"])
     assert result.returncode == 0, result.stderr[-4000:]
     ranks = [json.loads((out / "logs" / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["num_processes"] for r in ranks] == [2, 2]
@@ -188,7 +144,7 @@ def test_quick_mode_caps_the_run(workdir, tmp_path_factory):
     from PIL import Image
 
     out = workdir / "quick"
-    args = ["--model_config", str(workdir / "tiny_unet.json"), "--resolution", "16", "--train_batch_size", "8",
+    args = ["--model_config_name_or_path", str(workdir / "tiny_unet.json"), "--resolution", "16", "--train_batch_size", "8",
             "--report_to", "none", "--output_dir", str(out)]
     result = run_script(args, tmp_path_factory.getbasetemp(), COURSE_QUICK="1")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -222,12 +178,11 @@ def empty_folder(tmp_path):
 
 @pytest.mark.parametrize("argv, message", [
     (["--resolution", "30"], "--resolution 30 is not a multiple of 8, the UNet's downsampling factor"),
-    (["--resolution", "18", "--model_preset", "mnist"], "not a multiple of 4"),
     (["--train_data_dir", "{empty}"], "holds no images"),
     (["--train_data_dir", "{tmp}/missing"], "no such folder"),
     (["--resume_from_checkpoint", "checkpoint-99", "--output_dir", "{tmp}"], "no such checkpoint folder"),
-    (["--model_config", "{tmp}/missing.json"], "no such file"),
-    (["--model_preset", "mnist", "--model_config", "{tmp}/x.json"], "not both"),
+    (["--model_config_name_or_path", "{tmp}/missing.json"], "no such file"),
+    (["--model_preset", "mnist", "--model_config_name_or_path", "{tmp}/x.json"], "not both"),
     (["--dataset_name", "a/b", "--train_data_dir", "{empty}"], "not both"),
     (["--train_batch_size", "0"], "at least 1"),
     (["--prediction_type", "v"], "invalid choice"),
@@ -249,15 +204,15 @@ def test_fp16_needs_a_gpu(capsys):
 
 
 def test_checkpoints_ignore_half_written_folders(tmp_path):
-    assert checkpoints.resolve("latest", tmp_path) is None  # nothing yet: start afresh
+    assert checkpoints.resolve("latest", tmp_path) == (None, [])  # nothing yet: start afresh
     for name, complete in [("checkpoint-2", True), ("checkpoint-10", True), (".checkpoint-12.tmp", True),
                            ("checkpoint-11", False), ("checkpoint-x", True)]:
         (tmp_path / name).mkdir()
         if complete:
-            (tmp_path / name / checkpoints.STATE_FILE).write_text('{"global_step": 0}')
+            (tmp_path / name / checkpoints.STATE_FILE).write_text('{"global_step": 0, "files": {}}')
     assert [s for s, _ in checkpoints.complete_checkpoints(tmp_path)] == [2, 10]
-    assert checkpoints.resolve("latest", tmp_path) == tmp_path / "checkpoint-10"
-    assert checkpoints.resolve("checkpoint-2", tmp_path) == tmp_path / "checkpoint-2"
+    assert checkpoints.resolve("latest", tmp_path)[0] == tmp_path / "checkpoint-10"
+    assert checkpoints.resolve("checkpoint-2", tmp_path)[0] == tmp_path / "checkpoint-2"
     with pytest.raises(FileNotFoundError, match="not a complete checkpoint"):
         checkpoints.resolve("checkpoint-11", tmp_path)
     checkpoints.remove_stale_temporaries(tmp_path)
@@ -275,18 +230,17 @@ def test_help_explains_every_option_and_no_test_hook(capsys):
     for action in options:
         assert action.option_strings[0] in text and action.help and len(action.help) > 15, action.dest
     assert not [o for a in options for o in a.option_strings if "log_data" in o or "fault" in o or "test" in o]
-    assert "COURSE_TRAIN_TEST" not in text
 
 
-# The names of diffusers' examples/unconditional_image_generation/train_unconditional.py, and the
-# course's earlier names kept as aliases: both spellings give the same option.
-@pytest.mark.parametrize("diffusers_name, alias, value, dest, expected", [
-    ("--ddpm_num_steps", "--num_train_timesteps", "500", "num_train_timesteps", 500),
-    ("--ddpm_beta_schedule", "--beta_schedule", "linear", "beta_schedule", "linear"),
-])
-def test_option_names_match_diffusers_and_keep_aliases(diffusers_name, alias, value, dest, expected):
-    for name in (diffusers_name, alias):
-        assert getattr(train_args.parse_args([name, value]), dest) == expected
+# The names of diffusers' examples/unconditional_image_generation/train_unconditional.py; the
+# course's own earlier names are gone, abbreviations included.
+def test_option_names_match_diffusers_and_old_names_are_rejected(capsys):
+    args = train_args.parse_args(["--ddpm_num_steps", "500", "--ddpm_beta_schedule", "linear"])
+    assert (args.num_train_timesteps, args.beta_schedule) == (500, "linear")
+    for old in (["--num_train_timesteps", "500"], ["--beta_schedule", "linear"], ["--model_config", "x.json"]):
+        with pytest.raises(SystemExit):
+            train_args.parse_args(old)
+        assert "unrecognized arguments" in capsys.readouterr().err, old
 
 
 def test_model_config_name_or_path_takes_a_file_or_a_saved_unet_folder(workdir, tmp_path):
@@ -295,7 +249,6 @@ def test_model_config_name_or_path_takes_a_file_or_a_saved_unet_folder(workdir, 
     (tmp_path / "pipeline" / "unet").mkdir(parents=True)
     shutil.copy(workdir / "tiny_unet.json", tmp_path / "pipeline" / "unet" / "config.json")
     for argv in (["--model_config_name_or_path", str(workdir / "tiny_unet.json")],
-                 ["--model_config", str(workdir / "tiny_unet.json")],
                  ["--model_config_name_or_path", str(tmp_path / "pipeline" / "unet")],
                  ["--model_config_name_or_path", str(tmp_path / "pipeline")]):
         config = train_args.parse_args([*argv, "--resolution", "16"]).unet_config
@@ -348,7 +301,7 @@ def test_an_unwritable_output_dir_is_a_usage_error(capsys):
 
 
 def test_a_named_hub_data_set_that_cannot_be_loaded_is_a_usage_error(capsys):
-    from course_utils.train import UsageError, load_images
+    from course_utils.train.loop import UsageError, load_images
 
     args = train_args.parse_args(["--dataset_name", "huggan/smithsonian_butterflies_subset", "--resolution", "16",
                                   "--max_train_samples", "8"])

@@ -225,3 +225,81 @@ def test_sync_keeps_chinese_comments_of_unchanged_lines_when_only_english_commen
     synced, report = cn_sync.sync(en, cn)
     assert synced.cells[0].source == "# 准备\n# a new commented-out line: z = 3\nx = 1  # one, changed\ny = 2"
     assert not [m for problem, m in report if problem] and any("comments changed" in m for _, m in report)
+
+
+# ----------------------------------------------------------------------------- changes of form: --carry
+def _translated(english: str, chinese: str):
+    en = _nb(("markdown", "a", english), ("code", "c", "x = 1  # one"))
+    cn, _ = cn_sync.sync(en, None)
+    cn.cells[1].source = "x = 1  # 一"
+    _translate(cn, {"a": chinese})
+    return en, cn
+
+
+@pytest.mark.parametrize("synced_first", [False, True], ids=["before sync", "after sync"])
+def test_carry_keeps_the_chinese_when_the_english_changed_only_in_form(synced_first):
+    en, cn = _translated("Teh [docs](https://a.org/x) and `f(x)`.", "[文档](https://a.org/x)和 `f(x)`。")
+    en.cells[0].source = "The [docs](https://a.org/y) and\n`f(y)`."  # a typo, a link, a code span, a wrap
+    if synced_first:  # sync already put the English in with the to-do mark
+        cn, _ = cn_sync.sync(en, cn)
+    message = cn_sync.carry(en, cn, "a")
+    assert cn.cells[0].source == "[文档](https://a.org/y)和 `f(y)`。" and "form only" in message
+    assert cn_sync.translation_meta(cn.cells[0]) == {"source_sha": cn_sync.source_sha(en.cells[0].source),
+                                                     "source": en.cells[0].source}
+    _, report = cn_sync.sync(en, cn)
+    assert not [m for problem, m in report if problem]
+
+
+@pytest.mark.parametrize("new_english, why", [
+    ("A [link](https://a.org/x), `f(x)` and a whole new sentence about something else entirely.", "words changed"),
+    ("The [docs](https://a.org/x), `f(x)` and $y$.", "formulas"),
+    ("The [docs](https://a.org/x), [more](https://b.org) and `f(x)`.", "urls"),
+])
+def test_carry_refuses_a_change_of_meaning(new_english, why):
+    en, cn = _translated("The [docs](https://a.org/x) and `f(x)`.", "[文档](https://a.org/x)和 `f(x)`。")
+    en.cells[0].source = new_english
+    with pytest.raises(cn_sync.CarryError, match=why):
+        cn_sync.carry(en, cn, "a")
+    assert cn.cells[0].source == "[文档](https://a.org/x)和 `f(x)`。"  # nothing changed
+
+
+def test_carry_keeps_chinese_comments_and_refuses_new_cells():
+    en, cn = _translated("Text.", "文字。")
+    en.cells[1].source = "x = 1  # one, fixed"
+    cn_sync.carry(en, cn, "c")
+    assert cn.cells[1].source == "x = 1  # 一"
+    assert cn_sync.translation_meta(cn.cells[1])["source_sha"] == cn_sync.source_sha("x = 1  # one, fixed")
+    en.cells.append(_nb(("markdown", "new", "New text.")).cells[0])
+    synced, _ = cn_sync.sync(en, cn)
+    with pytest.raises(cn_sync.CarryError, match="no earlier translation"):
+        cn_sync.carry(en, synced, "new")
+
+
+def test_accept_stores_chinese_one_paragraph_per_line():
+    _, cn = _translated("Hello.", "你好，\n世界。\n\n- 一\n  二")
+    assert cn.cells[0].source == "你好，世界。\n\n- 一二"
+
+
+def test_normalise_command_rewrites_the_files_given(tmp_path, capsys):
+    md = tmp_path / "x.md"
+    md.write_text("第一行\n第二行\n\n```\n代码\n行\n```\n", encoding="utf-8")
+    assert cn_sync.main(["--normalise", str(md)]) == 0
+    assert md.read_text(encoding="utf-8") == "第一行第二行\n\n```\n代码\n行\n```\n"
+    assert cn_sync.main(["--normalise", str(md)]) == 0 and "unchanged" in capsys.readouterr().out
+
+
+def test_carry_command_updates_the_chinese_notebook(tmp_path, monkeypatch, capsys):
+    import nbformat
+
+    en, cn = _translated("Teh docs.", "文档。")
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.setattr(cn_sync, "ROOT", tmp_path)
+    monkeypatch.setattr(cn_sync, "NOTEBOOKS", tmp_path / "notebooks")
+    en.cells[0].source = "The docs."
+    nbformat.write(en, str(tmp_path / "notebooks" / "01_x.ipynb"))
+    nbformat.write(cn, str(tmp_path / "notebooks" / "01_x_CN.ipynb"))
+    assert cn_sync.main(["--check"]) == 1  # the English changed: the gate holds
+    assert cn_sync.main(["--carry", "a"]) == 0 and "Say so in the commit message" in capsys.readouterr().out
+    assert cn_sync.main(["--check"]) == 0
+    assert cn_sync.read(tmp_path / "notebooks" / "01_x_CN.ipynb").cells[0].source == "文档。"
+    assert cn_sync.main(["--carry", "missing"]) == 1

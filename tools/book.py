@@ -215,8 +215,9 @@ def page_name(notebook_name: str) -> str:
 
 
 def rewrite_readme(text: str, lang: str, src: Path) -> str:
-    """The README as a landing page: notebook links become pages, README links the other
-    language's landing page, pictures are copied along, other repository paths go to GitHub."""
+    """The README as a landing page: notebook links become pages (the other language's page for
+    the other language's notebook), README links the other language's landing page, pictures are
+    copied along (badges, pictures from outside, become plain links), other repository paths go to GitHub."""
     other = "zh" if lang == "en" else "en"
 
     def target(url: str) -> str | None:
@@ -243,7 +244,19 @@ def rewrite_readme(text: str, lang: str, src: Path) -> str:
         href = "index.html" if lang_of == lang else f"../{other}/index.html"
         return f'<a href="{href}">{m.group(1)}</a>'
 
+    def twin_link(m):
+        """A link to the other language's notebook ("英文原版：…") opens that language's page."""
+        path, _, anchor = m.group(2).partition("#")
+        lang_of = "zh" if Path(path).stem.endswith(cn_sync.SUFFIX) else "en"
+        if lang_of == lang or not (ROOT / posixpath.normpath(path)).is_file():
+            return m.group(0)
+        href = f"../{other}/notebooks/{page_name(path)}.html" + (f"#{anchor}" if anchor else "")
+        return f'<a href="{href}" hreflang="{lang_of}">{m.group(1)}</a>'
+
+    # badges are pictures from outside the site: on the site they are plain links (same target)
+    text = re.sub(r"\[!\[([^\]]*)\]\(https?://[^)\s]+\)\]\(([^)\s]+)\)", r"[\1](\2)", text)
     text = re.sub(r"\[([^\[\]]*)\]\((README(?:_CN)?\.md)\)", readme_link, text)
+    text = re.sub(r"(?<!!)\[([^\[\]]*)\]\((notebooks/[^)\s]+\.ipynb(?:#[^)\s]*)?)\)", twin_link, text)
     text = re.sub(r"\]\(([^)\s]+)\)", lambda m: f"]({target(m.group(1)) or m.group(1)})", text)
     return re.sub(r'((?:src|href)=")([^"]+)(")', lambda m: m.group(1) + (target(m.group(2)) or m.group(2)) + m.group(3),
                   text)
@@ -339,12 +352,25 @@ def site_sizes(html: Path) -> dict:
 
 
 # ----------------------------------------------------------------------------- the build
+def check_writable(out: Path) -> None:
+    """Fail at once, not after minutes of executing notebooks, when ``out`` cannot be written."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise BookError(f"cannot write to the build folder {out} ({err.strerror or err}): "
+                        "pick another one with --out") from None
+
+
 def build(out: Path = DEFAULT_OUT, quick: bool | None = None, use_cache: bool = True) -> dict:
     """Execute (or reuse), copy to the Chinese pages, assemble and render. Returns build.json's figures."""
+    out = Path(out).resolve()
+    check_writable(out)  # before importing torch & co. (seconds) and executing notebooks (minutes)
     from course_utils.settings import env_flag
 
     quick = env_flag("COURSE_QUICK") if quick is None else quick
-    out = Path(out).resolve()
     start = time.perf_counter()
     device = device_kind()
     english = english_notebooks()

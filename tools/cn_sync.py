@@ -5,8 +5,11 @@
     python tools/cn_sync.py            # update the _CN notebooks in place (creates missing ones)
     python tools/cn_sync.py --show     # print the English old/new text of every stale cell
     python tools/cn_sync.py --accept   # after translating: record which English text you translated
+    python tools/cn_sync.py --carry ID # the English of cell ID changed only in form: keep its Chinese
+    python tools/cn_sync.py --normalise   # Chinese prose one paragraph per line (README_CN, glossary, _CN)
 
-A notebook name (e.g. ``02``) after the flag restricts the run to the matching notebooks.
+A notebook name (e.g. ``02``) after the flag restricts the run to the matching notebooks
+(``--normalise`` takes file paths instead, e.g. copies to try it on).
 
 How a Chinese notebook relates to its English twin:
 
@@ -26,6 +29,14 @@ How a Chinese notebook relates to its English twin:
   the old English text and old translation in the metadata for ``--show``.
 * To translate such a cell: replace its text with Chinese (drop the marker line), then run
   ``--accept``, which stamps the hash of the English text stored in its metadata.
+* When the English changed only in form (a typo, a link, a re-wrap), ``--carry ID`` keeps the
+  cell's Chinese text (its old translation, if ``sync`` already replaced it), carries a changed
+  link or code span over into it, and records the new English hash. Say so in the commit.
+  Anything else still needs the Chinese twin in the same change.
+* Chinese prose is stored one paragraph (or list item) per line: a line break between two Hanzi
+  shows as a space in Chromium-based front-ends. ``--accept`` and ``--carry`` store the Chinese
+  that way; ``--normalise`` rewrites README_CN.md, docs/glossary_CN.md and the _CN notebooks'
+  markdown so (code, fences, tables, math blocks and list structure untouched).
 
 The same helpers (code without comments, the links/formulas/code spans of a markdown cell)
 are used by tests/test_translation_parity.py, so the tool and the test never disagree.
@@ -122,7 +133,7 @@ def markdown_parts(text: str) -> dict:
             prose_lines.append(line)
     s = re.sub(r"<!--.*?-->", "", "\n".join(prose_lines), flags=re.S)
     headings = [len(m.group(1)) for m in re.finditer(r"^ {0,3}(#{1,6})(?=\s|$)", s, re.M)]
-    code = {m.group(2).strip() for m in re.finditer(r"(`+)(.+?)\1", s, re.S)}
+    code = {" ".join(m.group(2).split()) for m in re.finditer(r"(`+)(.+?)\1", s, re.S)}  # a line break is a space
     s = re.sub(r"(`+)(.+?)\1", " ", s, flags=re.S)
     formulas = {" ".join(m.group(1).split()) for m in re.finditer(r"\$\$(.+?)\$\$", s, re.S)}
     s = re.sub(r"\$\$(.+?)\$\$", " ", s, flags=re.S)
@@ -147,6 +158,131 @@ def has_prose(text: str) -> bool:
 
 def has_chinese(text: str) -> bool:
     return CJK.search(markdown_parts(text)["prose"]) is not None
+
+
+# ----------------------------------------------------------------------------- one line per paragraph
+#: Characters of Chinese text: Hanzi, CJK and full-width punctuation, curly quotes, ellipsis, dash.
+_CJK_TEXT = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef\u2018\u2019\u201c\u201d\u2026\u2014]")
+_NO_SPACE_AFTER = set("，。；：？！、（“《【")  # full-width marks that need no space before a Latin word
+_NO_SPACE_BEFORE = set("，。；：？！、）”》】（")
+_FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d{1,9}[.)])(?:\s|$)")
+_BLOCK_START = re.compile(r"^\s*(?:#{1,6}(?:\s|$)|\||<|!\[|\[[^\]]+\]:\s|(?:[-*_]\s*){3,}$|\$\$)")
+
+
+def is_cjk_text(char: str) -> bool:
+    return bool(_CJK_TEXT.match(char))
+
+
+def joined_with(left: str, right: str) -> str:
+    """What a soft line break between ``left`` and ``right`` becomes once the lines are joined:
+    nothing between Chinese characters or next to a full-width mark, a space otherwise (the
+    space a browser shows between two Latin words, or between Chinese and Latin)."""
+    a, b = left[-1], right[0]
+    if (is_cjk_text(a) and is_cjk_text(b)) or a in _NO_SPACE_AFTER or b in _NO_SPACE_BEFORE:
+        return ""
+    return " "
+
+
+def _hard_break(line: str) -> bool:
+    return line.endswith("  ") or line.endswith("\\")
+
+
+def _unwrap(text: str) -> tuple[str, list[tuple[str, str]]]:
+    """Markdown with every paragraph and list item on one line, and the (end of line, start of
+    next line) pairs that were joined. Fenced code, math blocks, tables, headings, HTML, images
+    and list markers stay where they are; a block quote is unwrapped inside its ``>`` marks."""
+    lines, out, joins = text.split("\n"), [], []
+    fence, math, joinable, i = None, False, False, 0
+    while i < len(lines):
+        line = lines[i]
+        stripped = line.strip()
+        i += 1
+        if fence is not None or math:
+            out.append(line)
+            if fence is not None and stripped.startswith(fence) and not stripped.strip(fence[0]):
+                fence = None
+            elif math and "$$" in stripped:
+                math = False
+            continue
+        if _FENCE.match(line):
+            fence, joinable = _FENCE.match(line).group(1), False
+            out.append(line)
+            continue
+        if stripped.startswith("$$") and stripped.count("$$") == 1:
+            math, joinable = True, False
+            out.append(line)
+            continue
+        if stripped.startswith(">"):
+            block = [line]
+            while i < len(lines) and lines[i].lstrip().startswith(">"):
+                block.append(lines[i])
+                i += 1
+            indent = line[:len(line) - len(line.lstrip())]
+            inner, inner_joins = _unwrap("\n".join(re.sub(r"^\s*>[ ]?", "", b, count=1) for b in block))
+            out += [indent + (">" + (" " + b if b else "")) for b in inner.split("\n")]
+            joins += inner_joins
+            joinable = False
+            continue
+        if not stripped:
+            out.append(line)
+            joinable = False
+            continue
+        if _BLOCK_START.match(line):
+            out.append(line)
+            joinable = False
+            continue
+        if _LIST_ITEM.match(line):
+            out.append(line)
+            joinable = not _hard_break(line)
+            continue
+        if joinable:
+            left = out[-1].rstrip()
+            joins.append((left, stripped))
+            out[-1] = left + joined_with(left, stripped) + stripped
+        else:
+            out.append(line)
+        joinable = not _hard_break(line)
+    return "\n".join(out), joins
+
+
+def normalise_markdown(text: str) -> str:
+    """Chinese prose one paragraph (or list item) per line; idempotent."""
+    return _unwrap(text)[0]
+
+
+def cjk_line_breaks(text: str) -> list[str]:
+    """The soft line breaks between two Chinese characters (each shown as ``left⏎right``)."""
+    return [f"…{left[-12:]}⏎{right[:12]}…" for left, right in _unwrap(text)[1]
+            if is_cjk_text(left[-1]) and is_cjk_text(right[0])]
+
+
+def chinese_files() -> list[Path]:
+    """Where Chinese prose lives: README_CN.md, the glossary and the _CN notebooks."""
+    return [ROOT / "README_CN.md", ROOT / "docs" / "glossary_CN.md",
+            *[twin(p) for p in english_notebooks() if twin(p).exists()]]
+
+
+def normalise_file(path: Path) -> bool:
+    """Rewrite a Markdown file, or a notebook's markdown cells, one paragraph per line.
+    Returns whether anything changed (an unchanged file is not rewritten)."""
+    path = Path(path)
+    if path.suffix == ".ipynb":
+        nb = read(path)
+        changed = False
+        for cell in nb.cells:
+            if cell.cell_type == "markdown":
+                new = normalise_markdown(cell.source)
+                changed |= new != cell.source
+                cell.source = new
+        if changed:
+            _write(nb, path)
+        return changed
+    text = path.read_text(encoding="utf-8")
+    new = normalise_markdown(text)
+    if new != text:
+        path.write_text(new, encoding="utf-8")
+    return new != text
 
 
 # ----------------------------------------------------------------------------- alignment
@@ -282,10 +418,73 @@ def accept(cn_nb, label: str = "") -> list[str]:
         meta = translation_meta(cell)
         if cell.cell_type == "markdown" and meta.get("source_sha") == "" and TODO_MARK not in cell.source:
             meta["source_sha"] = source_sha(meta.get("source", ""))
+            cell.source = normalise_markdown(cell.source)
             meta.pop("previous_source", None)
             meta.pop("previous_translation", None)
             done.append(f"{label}cell {i + 1} (id {cell.get('id')}): translation accepted")
     return done
+
+
+def _ordered_parts(text: str) -> dict:
+    """The links and code spans of a markdown text, in order (markdown_parts gives sets)."""
+    bare = re.sub(r"\]\([^)]*\)|<https?://[^>\s]+>", " ", text)
+    return {"urls": re.findall(r"\]\(\s*<?([^)\s>]+)", text) + re.findall(r"<(https?://[^>\s]+)>", text)
+            + _URL.findall(bare),
+            "code": [m.group(0) for m in re.finditer(r"(`+)(.+?)\1", text, re.S)],
+            "formulas": re.findall(r"\$\$.+?\$\$|(?<!\\)\$[^$\n]+?\$", text, re.S)}
+
+
+def _words_changed(old: str, new: str) -> int:
+    """How many words of the English prose a change touched (links, code and maths aside)."""
+    a, b = markdown_parts(old)["prose"].split(), markdown_parts(new)["prose"].split()
+    ops = difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
+    return sum(max(i1 - i0, j1 - j0) for tag, i0, i1, j0, j1 in ops if tag != "equal")
+
+
+class CarryError(ValueError):
+    """``--carry`` cannot keep this cell's Chinese text; the message says why and what to do."""
+
+
+def carry(en_nb, cn_nb, cell_id: str, force: bool = False) -> str:
+    """Keep the Chinese text of cell ``cell_id`` for the English text as it is now: for an English
+    change of form only (a typo, a link, a re-wrap). A link or code span that changed in English
+    is changed in the Chinese text too; a formula or a different number of links or code spans,
+    or more than a few words changed, is refused (``force`` accepts the word count). Returns a
+    one-line summary for the commit message."""
+    en = next((c for c in en_nb.cells if c.get("id") == cell_id), None)
+    cn = next((c for c in cn_nb.cells if c.get("id") == cell_id), None)
+    if en is None or cn is None:
+        raise CarryError(f"no cell with id {cell_id!r} in both notebooks")
+    meta = translation_meta(cn)
+    if cn.cell_type == "code":
+        if code_key(cn.source) != code_key(en.source):
+            raise CarryError(f"cell {cell_id}: the code itself changed; run `python tools/cn_sync.py` to take it")
+        cn.metadata["translation"] = {"source_sha": source_sha(en.source), "source": en.source}
+        return f"cell {cell_id}: English comments changed in form only; Chinese comments kept"
+    waiting = meta.get("source_sha") == "" and "previous_source" in meta
+    old_en = meta.get("previous_source") if waiting else meta.get("source")
+    chinese = meta.get("previous_translation") if waiting else cn.source
+    if meta.get("source_sha") == source_sha(en.source):
+        return f"cell {cell_id}: already up to date"
+    if not old_en or not chinese or TODO_MARK in chinese:
+        raise CarryError(f"cell {cell_id}: there is no earlier translation to keep; translate it (`--show`)")
+    before, after = _ordered_parts(old_en), _ordered_parts(en.source)
+    for part in ("urls", "code", "formulas"):
+        if len(before[part]) != len(after[part]) or (part == "formulas" and before[part] != after[part]):
+            raise CarryError(f"cell {cell_id}: the English {part} changed in more than their spelling; "
+                             "translate the cell (`--show` prints the change)")
+        for old, new in zip(before[part], after[part]):
+            if old != new:
+                if old not in chinese:
+                    raise CarryError(f"cell {cell_id}: {old!r} changed in English but is not in the Chinese text")
+                chinese = chinese.replace(old, new)
+    words = _words_changed(old_en, en.source)
+    if words > 3 and not force:
+        raise CarryError(f"cell {cell_id}: {words} English words changed, more than a typo; translate the cell "
+                         "(`--show`), or add --force if the meaning really is the same")
+    cn.source = normalise_markdown(chinese)
+    cn.metadata["translation"] = {"source_sha": source_sha(en.source), "source": en.source}
+    return f"cell {cell_id}: English changed in form only ({words} word(s)); Chinese kept"
 
 
 def show(en_nb, cn_nb, label: str = "") -> None:
@@ -323,8 +522,22 @@ def main(argv=None) -> int:
     mode.add_argument("--check", action="store_true", help="list what needs attention, change nothing; exit 1 if anything")
     mode.add_argument("--show", action="store_true", help="print the English old/new text of stale cells")
     mode.add_argument("--accept", action="store_true", help="stamp translated cells with their English hash")
-    parser.add_argument("notebooks", nargs="*", help="only the English notebooks whose name contains one of these")
+    mode.add_argument("--carry", metavar="CELL_ID",
+                      help="the English of this cell changed only in form (typo, link, wrap): keep its Chinese")
+    mode.add_argument("--normalise", action="store_true",
+                      help="Chinese prose one paragraph per line in README_CN, the glossary and the _CN notebooks "
+                           "(or in the files given)")
+    parser.add_argument("--force", action="store_true", help="with --carry: accept more than a few changed words")
+    parser.add_argument("notebooks", nargs="*", help="only the English notebooks whose name contains one of these "
+                                                     "(with --normalise: the files to rewrite)")
     args = parser.parse_args(argv)
+    if args.normalise:
+        files = [Path(f) for f in args.notebooks] or chinese_files()
+        for path in files:
+            print(f"{path}: {'one line per paragraph now' if normalise_file(path) else 'unchanged'}")
+        return 0
+    if args.carry:
+        return _carry_main(args)
     problems = 0
     for en_path in english_notebooks():
         if args.notebooks and not any(n in en_path.name for n in args.notebooks):
@@ -356,6 +569,34 @@ def main(argv=None) -> int:
     if args.check or not (args.show or args.accept):
         print(f"{problems} Chinese cell(s) need attention" if problems else "The Chinese notebooks are in step.")
     return 1 if args.check and problems else 0
+
+
+def _carry_main(args) -> int:
+    found = []
+    for en_path in english_notebooks():
+        cn_path = twin(en_path)
+        if (args.notebooks and not any(n in en_path.name for n in args.notebooks)) or not cn_path.exists():
+            continue
+        cn_nb = read(cn_path)
+        if any(c.get("id") == args.carry for c in cn_nb.cells):
+            found.append((en_path, cn_path, cn_nb))
+    if len(found) != 1:
+        print(f"--carry: no Chinese notebook has a cell with id {args.carry!r}" if not found else
+              f"--carry: {', '.join(p.name for _, p, _ in found)} all have a cell {args.carry!r}: name the notebook "
+              f"too (e.g. `--carry {args.carry} 02`)", file=sys.stderr)
+        return 1
+    en_path, cn_path, cn_nb = found[0]
+    try:
+        message = carry(read(en_path), cn_nb, args.carry, force=args.force)
+    except CarryError as err:
+        print(f"--carry: {cn_path.name}: {err}", file=sys.stderr)
+        return 1
+    if message.endswith("already up to date"):
+        print(f"{cn_path.relative_to(ROOT)}: {message}; nothing to do")
+        return 0
+    _write(cn_nb, cn_path)
+    print(f"{cn_path.relative_to(ROOT)}: {message}. Say so in the commit message.")
+    return 0
 
 
 if __name__ == "__main__":

@@ -5,7 +5,10 @@ executed notebooks under ``notebooks/``) and runs Sphinx on each with ``-c docs/
 ``-D language=en`` or ``-D language=zh_CN``. The two trees hold the same page names, so the
 language switch of a page is the same path in the other tree.
 """
+import importlib.util
 import os
+import shutil
+from pathlib import Path
 
 LANGUAGES = {"en": ("en", "简体中文"), "zh_CN": ("zh", "English")}  # Sphinx language: (folder, switch label)
 
@@ -43,6 +46,35 @@ myst_heading_anchors = 3
 suppress_warnings = ["myst.header", "mystnb.unknown_mime_type"]
 # Search: Sphinx picks the index by language; Chinese words are split with jieba (the [book] extra).
 
+# Formulas: MathJax 3 served by the site itself, never from a CDN (slow or blocked for many readers
+# in mainland China; an offline copy would show raw TeX). The [book] extra's django-static-mathjax
+# ships MathJax 3.2.2 (module `mathjax`); the build copies the one combined script that holds every
+# TeX extension (so nothing is fetched on demand) and its web fonts into _static/mathjax/.
+mathjax_path = "mathjax/tex-chtml-full.js"  # relative to _static
+MATHJAX_FILES = ("tex-chtml-full.js", "output/chtml/fonts/woff-v2")
+
+
+def mathjax_source() -> Path:
+    """The folder of MathJax's browser build (es5) in the installed package; a clear error without it."""
+    spec = importlib.util.find_spec("mathjax")
+    es5 = Path(next(iter(spec.submodule_search_locations or []), "")) / "static" / "mathjax" / "es5" if spec else None
+    if es5 is None or not (es5 / MATHJAX_FILES[0]).is_file():
+        raise RuntimeError("MathJax for the reading edition is missing: pip install django-static-mathjax "
+                           "(part of the [book] extra: pip install -e '.[book]')")
+    return es5
+
+
+def _copy_mathjax(app, exception):
+    if exception is not None or app.builder.format != "html":
+        return
+    source, target = mathjax_source(), Path(app.outdir) / "_static" / "mathjax"
+    for name in MATHJAX_FILES:
+        if (source / name).is_dir():
+            shutil.copytree(source / name, target / name, dirs_exist_ok=True)
+        else:
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source / name, target / name)
+
 
 def _twin(app, pagename, templatename, context, doctree):
     """Context for lang-switch.html: the same page in the other language's tree."""
@@ -54,4 +86,6 @@ def _twin(app, pagename, templatename, context, doctree):
 
 
 def setup(app):
+    mathjax_source()  # fail before rendering, not after
     app.connect("html-page-context", _twin)
+    app.connect("build-finished", _copy_mathjax)

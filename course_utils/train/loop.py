@@ -1,36 +1,16 @@
-"""The course's own training script: ``python -m course_utils.train`` or ``accelerate launch -m course_utils.train``.
+"""The training run itself: set-up, one optimizer step, and the loop of epochs around it.
 
-"Introduction to Diffusers" ends with it (section "Scaling up"). It trains the notebook's model the
-notebook's way (predict the noise, MSE loss, AdamW) and adds what a long run needs: Accelerate (one
-GPU, several GPUs or machines, mixed precision), warm-up and a cosine learning rate, gradient
-accumulation, EMA weights, sample grids, atomic checkpoints with exact resume, and pushing to the
-Hub. ``--help`` lists every option (they are defined in ``train_args``).
-
-Randomness is keyed, not streamed: the data order of epoch e on process r comes from a generator
-seeded with (seed, r, e), and the noise and timesteps of optimizer step s from one seeded with
-(seed, r, s). A resumed run therefore draws exactly what the unbroken run would have drawn.
-
-Launching: ``accelerate launch -m course_utils.train ...`` uses ``accelerate config``'s set-up (GPUs,
-machines); on several machines ``--output_dir`` must be a shared folder. Several processes on a CPU:
-``ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 -m course_utils.train ...``
-(Accelerate's ``--cpu`` flag alone starts one process unless MPI is set up). Ctrl-C (or SIGTERM) stops
-cleanly at the end of the current step (a second Ctrl-C at once) with exit code 130 and says which
-checkpoint to resume from.
-
-The tests reach inside a run through one environment variable, ``COURSE_TRAIN_TEST``, read in one
-place (``_test_hooks``) and never shown in ``--help``: see there.
+Part of ``python -m course_utils.train`` (see the package's docstring); ``main`` in ``__main__``
+calls ``setup`` then ``train``. ``benchmarks/train_speed.py`` times ``update`` on its own.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import io
-import json
 import math
-import os
-import signal
-import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,49 +19,23 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..batches import BatchIterator
 from . import checkpoints
-from .batches import BatchIterator
-from .train_args import parse_args
-from .train_outputs import LossLog, ema_weights, push, save_pipeline, save_samples
+from .outputs import LossLog, push, save_pipeline, save_samples
 
 
 class UsageError(Exception):
     """A problem the user can fix (bad data, a mismatched checkpoint): reported in one line, exit code 2."""
 
 
+class TrainingFailed(Exception):
+    """The run cannot go on (a NaN loss, a full disk): reported in one line, exit code 1, nothing bad saved."""
+
+
 def keyed_seed(*parts) -> int:
     """A 63-bit seed from any parts, e.g. (seed, rank, "epoch", 3): independent streams, no state to save."""
     digest = hashlib.blake2b("/".join(map(str, parts)).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") & (2 ** 63 - 1)
-
-
-def weights_digest(state_dict: dict) -> str:
-    """SHA-256 of every tensor of a state dict (in key order): equal digests mean identical weights."""
-    digest = hashlib.sha256()
-    for key in sorted(state_dict):
-        tensor = state_dict[key].detach().to("cpu").contiguous()
-        digest.update(key.encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
-    return digest.hexdigest()
-
-
-def _test_hooks() -> set[str]:
-    """The test hooks ``COURSE_TRAIN_TEST`` asks for (comma-separated); the one place that reads it.
-
-    ``kill-in-checkpoint:N``: a SIGKILL, which no handler can soften, half-way through writing
-    checkpoint N (installed as ``checkpoints.before_rename``). ``log-ranks``: each process writes
-    logs/rank<i>.json with the image indices it trained on and a digest of its final weights, to
-    check the data sharding and the gradient averaging across processes.
-    """
-    hooks = {h.strip() for h in os.environ.get("COURSE_TRAIN_TEST", "").split(",") if h.strip()}
-    kill_at = {int(h.split(":", 1)[1]) for h in hooks if h.startswith("kill-in-checkpoint:")}
-    if kill_at:
-        def before_rename(step: int) -> None:
-            if step in kill_at:
-                os.kill(os.getpid(), signal.SIGKILL)
-
-        checkpoints.before_rename = before_rename
-    return hooks
 
 
 @dataclass
@@ -102,12 +56,16 @@ class Run:
     max_train_steps: int
     num_epochs: int
     noise_generator: torch.Generator
+    run_id: str = ""  # the same for every checkpoint of one run, resumes included
+    lock: Any = None  # checkpoints.RunLock of the main process
     global_step: int = 0
+    finished: bool = False  # trained to the end and the pipeline saved
+    checkpoint_step: int = -1  # the step of the newest checkpoint (of this run or the one resumed from)
 
 
 def load_images(args):
     """The training images as (N, 3, res, res) in [-1, 1] through ``load_butterflies``."""
-    from .data_sources import load_butterflies
+    from ..data_sources import load_butterflies
 
     source = Path(args.train_data_dir) if args.train_data_dir else args.dataset_name
     try:
@@ -152,6 +110,12 @@ def setup(args) -> Run:
     accelerator = Accelerator(
         mixed_precision=args.mixed_precision, log_with=_trackers(args.report_to),
         project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")))
+    lock = None
+    if accelerator.is_main_process:  # one run per folder: before anything is written there
+        try:
+            lock = checkpoints.RunLock(output_dir).acquire()
+        except checkpoints.CheckpointError as error:
+            raise UsageError(str(error)) from error
     set_seed(args.seed)  # the same on every process, so every process builds the same initial model
     rank, world = accelerator.process_index, accelerator.num_processes
 
@@ -177,36 +141,41 @@ def setup(args) -> Run:
                        model_cls=UNet2DModel, model_config=model.config)
         ema.to(accelerator.device)
 
+    # Checkpoints are written by ``checkpoints.save`` (safetensors and JSON), not by Accelerate's
+    # save_state, which pickles registered objects: nothing is registered for checkpointing.
     model, optimizer = accelerator.prepare(model, optimizer)
-    accelerator.register_for_checkpointing(lr_scheduler)
-    if ema is not None:
-        accelerator.register_for_checkpointing(ema)
 
     run = Run(args=args, accelerator=accelerator, model=model, optimizer=optimizer, lr_scheduler=lr_scheduler,
               noise_scheduler=noise_scheduler, ema=ema, batches=batches, shard=shard, source=data.source,
               num_images=len(data.images), updates_per_epoch=updates_per_epoch, max_train_steps=max_train_steps,
               num_epochs=math.ceil(max_train_steps / updates_per_epoch),
-              noise_generator=torch.Generator(device=accelerator.device))
+              noise_generator=torch.Generator(device=accelerator.device), run_id=uuid.uuid4().hex, lock=lock)
     if args.resume_path is not None:
         _resume(run, args.resume_path)
     return run
 
 
 def _resume(run: Run, path: Path) -> None:
-    state = checkpoints.read_state(path)
+    try:
+        state = checkpoints.read_state(path)
+    except checkpoints.CheckpointError as error:  # damaged since the options were checked
+        raise UsageError(f"Checkpoint {path} is damaged ({error}): resume from an earlier one.") from error
     before = state.get("layout", {})
     now = _layout(run)
     if before and before != now:
         raise UsageError(f"Checkpoint {path} was made with {before}, but this run has {now}: resume with the same "
                          "data, batch size, accumulation and number of processes, or start a new --output_dir.")
     try:
-        run.accelerator.load_state(str(path))
+        checkpoints.load(run, path)
+    except checkpoints.CheckpointError as error:
+        raise UsageError(f"Checkpoint {path} is damaged ({error}): resume from an earlier one.") from error
     except (RuntimeError, KeyError, ValueError) as error:
-        raise UsageError(f"Checkpoint {path} does not fit this run's model or options (--use_ema, --model_*): "
-                         f"{str(error).splitlines()[0]}") from error
+        raise UsageError(f"Checkpoint {path} does not fit this run's model (--use_ema, --model_preset, "
+                         f"--model_config_name_or_path): {str(error).splitlines()[0]}") from error
     if run.ema is not None:
         run.ema.to(run.accelerator.device)  # loaded on the CPU
     run.global_step = int(state["global_step"])
+    run.run_id = state.get("run_id") or run.run_id
     if run.accelerator.is_main_process:
         print(f"Resuming from {path} at step {run.global_step}.", flush=True)
 
@@ -251,25 +220,59 @@ def update(run: Run, micro_batches: list[torch.Tensor], step: int) -> torch.Tens
     return torch.stack(losses).mean()
 
 
-def _log_rank(run: Run, digest: str) -> None:
-    path = Path(run.args.output_dir) / "logs" / f"rank{run.accelerator.process_index}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(dict(rank=run.accelerator.process_index, num_processes=run.accelerator.num_processes,
-                                     indices=run.shard.tolist(), final_weights_sha256=digest,
-                                     wrote_pipeline=run.accelerator.is_main_process)))
+def _flush(run: Run, log: LossLog) -> float | None:
+    """Write the pending losses; a loss that is not a number stops the run before anything is saved."""
+    loss = log.flush()
+    if loss is not None and not math.isfinite(loss):
+        a = run.args
+        raise TrainingFailed(f"The loss is not a number ({loss}) at step {run.global_step}: the weights overflowed, "
+                             f"so nothing after step {run.checkpoint_step if run.checkpoint_step > 0 else 0} is saved. "
+                             f"Lower --learning_rate (now {a.learning_rate:g}) or lengthen --lr_warmup_steps (now "
+                             f"{a.lr_warmup_steps}), and start again in a new --output_dir.")
+    return loss
 
 
-def train(run: Run, repo_id: str | None = None) -> None:
-    """The training loop: epochs of optimizer steps, with logging, checkpoints, samples and saving."""
+def _checkpoint(run: Run, epoch: int, log: LossLog) -> None:
+    """Save checkpoint-<step> (every process calls this), after checking the loss is still a number."""
+    _flush(run, log)
+    state = dict(global_step=run.global_step, epoch=epoch, run_id=run.run_id, layout=_layout(run),
+                 args={k: v for k, v in vars(run.args).items() if k not in ("resume_path", "resume_notes")})
+    try:
+        path = checkpoints.save(run, run.args.output_dir, run.global_step, state, run.args.checkpoints_total_limit)
+    except checkpoints.CheckpointError as error:
+        raise TrainingFailed(str(error)) from error
+    run.checkpoint_step = run.global_step
+    if run.accelerator.is_main_process:
+        tqdm.write(f"Saved {path}")
+
+
+def _stop_if_asked(run: Run, epoch: int, log: LossLog, interrupts) -> None:
+    """After Ctrl-C or SIGTERM: save a checkpoint of this step (no work lost), then stop.
+
+    With several processes they agree first (one tiny reduction a step), so that all of them save
+    the same step together and none waits for the others forever.
+    """
+    requested = interrupts.requested
+    if run.accelerator.num_processes > 1:
+        flag = torch.tensor([float(requested)], device=run.accelerator.device)
+        requested = bool(run.accelerator.reduce(flag, "sum").item())
+    if not requested:
+        return
+    if run.checkpoint_step != run.global_step and run.global_step > 0:
+        _checkpoint(run, epoch, log)
+    raise KeyboardInterrupt
+
+
+def _epochs(run: Run, log: LossLog, progress, interrupts) -> float:
+    """Train from ``run.global_step`` to the end, saving as the options ask; returns the seconds
+    spent on checkpoints, samples and saving (not training)."""
     args, accelerator = run.args, run.accelerator
     main, accumulation = accelerator.is_main_process, args.gradient_accumulation_steps
-    output_dir = Path(args.output_dir)
-    log = LossLog(run)
     first_epoch, skip = divmod(run.global_step, run.updates_per_epoch)
-    progress = tqdm(total=run.max_train_steps, initial=run.global_step, disable=not main, desc="Training", unit="step")
-    started, start_step, other_seconds = time.perf_counter(), run.global_step, 0.0
-    _interrupts.deferred = True  # from here on, Ctrl-C stops between steps (see _Interrupts)
+    other_seconds, saved_at_the_end = 0.0, False
     for epoch in range(first_epoch, run.num_epochs):
+        if run.global_step >= run.max_train_steps:
+            break  # resumed from the last checkpoint: nothing left to train, only to save (below)
         run.batches.generator.manual_seed(keyed_seed(args.seed, accelerator.process_index, "epoch", epoch))
         group, last_batch = [], len(run.batches) - 1
         for i, clean in enumerate(run.batches):
@@ -284,41 +287,64 @@ def train(run: Run, repo_id: str | None = None) -> None:
             run.global_step += 1
             log.add(run.global_step, epoch, loss, lr)
             progress.update(1)
-            if run.global_step % 10 == 0 or run.global_step % args.checkpointing_steps == 0:
-                progress.set_postfix(loss=f"{log.flush():.4f}")
+            paused = time.perf_counter()
+            if run.global_step % 10 == 0:
+                progress.set_postfix(loss=f"{_flush(run, log):.4f}")
             if run.global_step % args.checkpointing_steps == 0:
-                paused = time.perf_counter()
-                path = checkpoints.save(accelerator, output_dir, run.global_step,
-                                        dict(global_step=run.global_step, epoch=epoch, layout=_layout(run),
-                                             args={k: v for k, v in vars(args).items() if k != "resume_path"}),
-                                        args.checkpoints_total_limit)
-                if main:
-                    progress.write(f"Saved {path}")
-                other_seconds += time.perf_counter() - paused
-            _interrupts.check()
+                _checkpoint(run, epoch, log)
+            _stop_if_asked(run, epoch, log, interrupts)
+            other_seconds += time.perf_counter() - paused
             if run.global_step >= run.max_train_steps:
                 break
         done = run.global_step >= run.max_train_steps
-        log.flush()
+        _flush(run, log)
         paused = time.perf_counter()
         if main and ((epoch + 1) % args.save_images_epochs == 0 or done):
-            progress.write(f"Saved samples: {save_samples(run, epoch + 1)}")
+            tqdm.write(f"Saved samples: {save_samples(run, epoch + 1)}")
         if main and ((epoch + 1) % args.save_model_epochs == 0 or done):
+            save_pipeline(run)
+        saved_at_the_end = done
+        accelerator.wait_for_everyone()
+        other_seconds += time.perf_counter() - paused
+        _stop_if_asked(run, epoch, log, interrupts)  # a Ctrl-C during the samples or the saving: stop now
+        if done:
+            break
+    if not saved_at_the_end:  # resumed from the final checkpoint, e.g. after a crash while saving the pipeline
+        paused = time.perf_counter()
+        if main:
+            tqdm.write(f"Saved samples: {save_samples(run, run.num_epochs)}")
             save_pipeline(run)
         accelerator.wait_for_everyone()
         other_seconds += time.perf_counter() - paused
-        _interrupts.check()  # a Ctrl-C during the samples or the saving: stop before the next epoch (or the upload)
-        if done:
-            break
-    progress.close()
-    _interrupts.deferred = False
+    return other_seconds
+
+
+def train(run: Run, repo_id: str | None, interrupts) -> None:
+    """The training loop: epochs of optimizer steps, with logging, checkpoints, samples and saving.
+
+    ``interrupts`` (``__main__.Interrupts``) turns Ctrl-C into a stop at the next step boundary,
+    after a checkpoint of that step.
+    """
+    args, accelerator = run.args, run.accelerator
+    main = accelerator.is_main_process
+    log = LossLog(run)
+    progress = tqdm(total=run.max_train_steps, initial=run.global_step, disable=not main, desc="Training", unit="step")
+    started, start_step = time.perf_counter(), run.global_step
+    run.checkpoint_step = run.global_step if args.resume_path is not None else -1
+    interrupts.deferred = True  # from here on, Ctrl-C stops between steps (see __main__.Interrupts)
+    try:
+        other_seconds = _epochs(run, log, progress, interrupts)
+    finally:
+        progress.close()  # before any error message, which must be the last line
+    interrupts.deferred = False
+    run.finished = True
     seconds = time.perf_counter() - started
     steps = run.global_step - start_step
     if main:
-        images = steps * args.train_batch_size * accumulation * accelerator.num_processes
+        images = steps * args.train_batch_size * args.gradient_accumulation_steps * accelerator.num_processes
         training = max(seconds - other_seconds, 1e-9)
         print(f"Trained {steps} steps in {training:.1f} s ({images / training:.1f} images/s, all processes; "
-              f"{other_seconds:.1f} s more for samples and saving); pipeline saved in {output_dir}", flush=True)
+              f"{other_seconds:.1f} s more for samples and saving); pipeline saved in {args.output_dir}", flush=True)
     if main and repo_id is not None:
         push(run, repo_id)
     accelerator.end_training()
@@ -333,82 +359,3 @@ def _create_repo(args) -> str:
         raise UsageError(f"Could not create the Hub repository {args.hub_model_id!r} "
                          f"({type(error).__name__}: {str(error).splitlines()[0][:300]}). Check --hub_model_id "
                          "and that your token can write.") from error
-
-
-class _Interrupts:
-    """Ctrl-C and SIGTERM, turned into a KeyboardInterrupt at a step boundary while training.
-
-    Raised straight from the signal handler, a KeyboardInterrupt lands wherever the main thread
-    happens to be, including a library's finalizer, where Python prints "Exception ignored" and
-    goes on training (a test once saw a Ctrl-C go unanswered for a minute). While ``deferred`` is
-    on, the first signal only sets ``requested`` and ``check()`` raises it after the current step;
-    a second signal raises at once.
-    """
-
-    def __init__(self):
-        self.deferred = self.requested = False
-
-    def handle(self, signum, frame):
-        if self.deferred and not self.requested:
-            self.requested = True
-            sys.stderr.write("\nStopping after this step (Ctrl-C again to stop at once).\n")
-            return
-        raise KeyboardInterrupt
-
-    def check(self):
-        if self.requested:
-            raise KeyboardInterrupt
-
-
-_interrupts = _Interrupts()
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Parse the options, train, save; returns the exit code (0, 2 for a usage error, 130 if interrupted)."""
-    global _interrupts
-    args = parse_args(argv)
-    hooks = _test_hooks()
-    _interrupts = _Interrupts()  # nothing left over from an earlier call in this process
-    previous = {sig: signal.signal(sig, _interrupts.handle)  # SIGTERM, a cluster's polite kill: like Ctrl-C
-                for sig in (signal.SIGINT, signal.SIGTERM)}
-    run = None
-    try:
-        run = setup(args)
-        accelerator = run.accelerator
-        repo_id = None
-        if accelerator.is_main_process:
-            checkpoints.remove_stale_temporaries(args.output_dir)
-            if args.resume_from_checkpoint == "latest" and args.resume_path is None:
-                print(f"No checkpoint in {args.output_dir} yet: starting afresh.", flush=True)
-            if args.quick_caps:
-                print(f"Quick mode (COURSE_QUICK=1): {', '.join(args.quick_caps)}.", flush=True)
-            print(f"Training on {run.source}: {run.num_images} images, {len(run.shard)} per process x "
-                  f"{accelerator.num_processes}; {run.updates_per_epoch} steps per epoch, "
-                  f"{run.max_train_steps} steps ({run.num_epochs} epochs) on {accelerator.device}.", flush=True)
-            if args.push_to_hub:
-                repo_id = _create_repo(args)
-        if accelerator.log_with:  # TensorBoard; Accelerate starts it on the main process only
-            accelerator.init_trackers("train", config={k: v for k, v in vars(args).items()
-                                                       if isinstance(v, (int, float, str, bool))})
-        train(run, repo_id)
-        if "log-ranks" in hooks:
-            with ema_weights(run):
-                _log_rank(run, weights_digest(run.accelerator.unwrap_model(run.model).state_dict()))
-    except UsageError as error:
-        print(f"error: {error}", file=sys.stderr, flush=True)
-        return 2
-    except KeyboardInterrupt:
-        if run is None or run.accelerator.is_main_process:
-            found = checkpoints.complete_checkpoints(args.output_dir)
-            where = (f"the newest checkpoint is {found[-1][1]}: continue with --resume_from_checkpoint latest"
-                     if found else "no checkpoint was saved yet (see --checkpointing_steps)")
-            print(f"\nInterrupted at step {run.global_step if run else 0}; {where}.", file=sys.stderr, flush=True)
-        return 130
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

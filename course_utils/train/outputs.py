@@ -77,7 +77,7 @@ def make_pipeline(run):
 
 def save_samples(run, epoch: int) -> Path:
     """A grid of ``--eval_batch_size`` samples as samples/epoch-<n>.png (main process)."""
-    from .plotting import show_images
+    from ..plotting import show_images
 
     args = run.args
     pipeline = make_pipeline(run)
