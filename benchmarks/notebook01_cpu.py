@@ -6,8 +6,11 @@ the GPU hidden (``CUDA_VISIBLE_DEVICES=""``), i.e. exactly what a learner withou
 prints the time of every cell, the total wall time and the CPU time of the kernel, and compares
 the wall time with the figure the README states (``docs/figures.json``, section "notebook01_cpu";
 ``--record RUN`` stores this run's instead).
-The executed notebook and the generated sample grid are written to ``--out`` (default: a
-temporary folder) so you can look at them.
+The executed notebook and the pictures of the cells whose text describes what they show
+(samples, the DDPM/DDIM comparison, the model view) are written to ``--out`` (default: a temporary
+folder) so you can look at them; a measuring cell, appended to the run (never to the notebook file),
+prints the figures behind that text: detail and contrast of each DDPM/DDIM panel, and how far the
+unclipped prediction of the clean image strays at large t (the model view) against the clipped one.
 
 Run: ``python -m benchmarks.notebook01_cpu`` (10-20 minutes on 2 CPU cores). On a shared, busy
 machine the wall time grows; the CPU time does not, much. A benchmark, not a test: it prints
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import json
 import os
 import resource
 import sys
@@ -32,6 +36,7 @@ NOTEBOOK = ROOT / "notebooks" / "01_introduction_to_diffusers.ipynb"
 
 
 SECTION = "notebook01_cpu"  # the figures' section of docs/figures.json
+VIEWS_SECTION = "notebook01_views"  # what the model view and the DDPM/DDIM comparison showed in that run
 TARGET_MINUTES = 20  # the brief: the full notebook within 20 minutes on 2 cores
 
 
@@ -57,6 +62,54 @@ def save_pngs(cell, out: Path) -> list[Path]:
     return paths
 
 
+PICTURE_CELLS = ("pipeline", "samplers", "model-view", "loop")
+
+# Appended to the executed notebook: reads the kernel's `comparison`, `model`, `noise_scheduler`, `xb`.
+MEASURE_CELL = """
+import json as _json
+
+_figures = {"samplers": {}, "model_view": {}}
+for _title, _images in comparison.items():
+    _x = _images.clamp(-1, 1)
+    _detail = ((_x[..., 1:, :] - _x[..., :-1, :]).abs().mean() + (_x[..., 1:] - _x[..., :-1]).abs().mean()) / 2
+    _figures["samplers"][_title] = {"detail": round(float(_detail), 4), "pixel_std": round(float(_x.std()), 4)}
+_names = list(comparison)
+for _a, _b in zip(_names[0::2], _names[1::2]):
+    _figures["samplers"][_a]["mean_abs_diff_to_" + _b.split(",")[0]] = round(float((comparison[_a] - comparison[_b]).abs().mean()), 4)
+
+model.eval()
+_x0 = xb[:8]
+_noise = torch.randn(_x0.shape, generator=torch.Generator().manual_seed(0)).to(_x0.device)
+for _t in (0, 250, 500, 750, 900, 950, 980, 990, 999):
+    _tt = torch.full((len(_x0),), _t, device=_x0.device)
+    _xt = noise_scheduler.add_noise(_x0, _noise, _tt)
+    with torch.no_grad():
+        _eps = model(_xt, _tt).sample
+    _ab = noise_scheduler.alphas_cumprod.to(_x0.device)[_t]
+    _pred = (_xt - (1 - _ab).sqrt() * _eps) / _ab.sqrt()
+    _figures["model_view"][_t] = {
+        "sqrt_alpha_bar": round(float(_ab.sqrt()), 5),
+        "eps_error_rms": round(float((_eps - _noise).pow(2).mean().sqrt()), 4),
+        "x0_error_unclipped": round(float((_pred - _x0).abs().mean()), 3),
+        "x0_error_clipped": round(float((_pred.clamp(-1, 1) - _x0).abs().mean()), 3),
+        "share_outside_unit_range": round(float((_pred.abs() > 1).float().mean()), 3),
+        "max_abs": round(float(_pred.abs().max()), 1),
+    }
+print("MEASURED " + _json.dumps(_figures))
+"""
+
+
+def view_figures(measured: dict) -> dict:
+    """The figures the notebook's text states about the model view (unclipped x0 at large t)."""
+    view = measured["model_view"]
+    return {
+        "outside_pct_999": round(100 * view["999"]["share_outside_unit_range"]),
+        "outside_pct_950": round(100 * view["950"]["share_outside_unit_range"]),
+        "outside_pct_500": round(100 * view["500"]["share_outside_unit_range"]),
+        "max_abs_999": round(view["999"]["max_abs"]),
+    }
+
+
 def main(argv=None) -> int:
     import nbformat
     from nbclient import NotebookClient
@@ -75,6 +128,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
 
     nb = nbformat.read(NOTEBOOK, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(MEASURE_CELL))
     minutes = figures.load(SECTION)["minutes"]
     os.environ.update(HF_HUB_OFFLINE="1", CUDA_VISIBLE_DEVICES="")
     os.environ.pop("COURSE_QUICK", None)
@@ -97,16 +151,20 @@ def main(argv=None) -> int:
         if cell.cell_type == "code":
             seconds = cell_seconds(cell)
             print(f"{cell.id:20s} {seconds if seconds is not None else float('nan'):8.1f}")
-    pictures = save_pngs(next(c for c in nb.cells if c.id == "pipeline"), out)
+    pictures = [path for c in nb.cells if c.get("id") in PICTURE_CELLS for path in save_pngs(c, out)]
+    measured = "".join(o.get("text", "") for o in nb.cells[-1].get("outputs", []))
+    print(measured.strip() or "MEASURED: the measuring cell printed nothing")
     print(f"wall time {wall / 60:.1f} min, kernel CPU time {cpu / 60:.1f} min "
           f"({os.cpu_count()} cores, kernel threads {args.threads or 'default'}, "
           f"load average now {os.getloadavg()[0]:.1f})")
-    print(f"samples: {', '.join(map(str, pictures)) or 'none'}")
+    print(f"pictures: {', '.join(map(str, pictures)) or 'none'}")
     verdict = "PASS" if wall <= 60 * TARGET_MINUTES else "MISS"
     print(f"{verdict}: full-size CPU run in {wall / 60:.1f} min (target {TARGET_MINUTES} min; the README states about "
           f"{minutes} min; a busy machine makes it slower)")
     if args.record:
         figures.record(SECTION, args.record, minutes=round(wall / 60))
+        if measured.startswith("MEASURED "):
+            figures.record(VIEWS_SECTION, args.record, **view_figures(json.loads(measured[len("MEASURED "):])))
         print(f"Recorded in {figures.PATH}; tests/test_figures.py says which sentences no longer match")
     return 0
 

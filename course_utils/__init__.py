@@ -15,6 +15,8 @@ what the notebooks use (``__all__``); everything else is imported from its modul
 - ``widgets``: the sliders; each returns a ``widget_view.FrameWidget`` (frames computed by
   ``widget_frames``, drawn by ``widget_drawing``)
 - ``links``: the repository's one URL; ``user_warnings``: warnings pointing at the learner's line
+- ``live_output``: run a command with its output streamed into the cell (``run_live``)
+- ``standin_datasets``: the offline butterflies as a ``datasets.Dataset`` of JPEGs, like the Hub's
 - ``exercises``: checks, hints and solutions for the notebooks' exercises (``cu.exercises.nb02.ex6``)
 - ``hub_timeouts``: Hub calls bounded in time (the training script's ``--push_to_hub``)
 - ``train/`` (``loop``, ``args``, ``outputs``, ``checkpoints``): the training script,
@@ -24,9 +26,11 @@ from . import exercises
 from .batches import BatchIterator
 from .data_sources import hub_reachable, load_butterflies, load_mnist
 from .diagrams import draw_basic_unet, draw_unet
+from .live_output import run_live
 from .models import butterflies_preset_for, count_parameters, make_unet, unet_config
 from .plotting import image_grid, plot_losses, plot_panels, plot_schedule, show_images, show_source
 from .settings import get_device, is_quick, pick, seed_everything
+from .standin_datasets import butterfly_standin_dataset
 from .widgets import (
     corruption_widget,
     forward_process_widget,
@@ -43,6 +47,7 @@ __all__ = [
     "image_grid", "plot_losses", "plot_panels", "plot_schedule", "show_images", "show_source",
     "draw_basic_unet", "draw_unet",
     "corruption_widget", "forward_process_widget", "model_view_widget", "schedule_explorer", "trajectory_widget",
+    "run_live", "butterfly_standin_dataset",
 ]
 
 __version__ = "0.1.0"

@@ -6,6 +6,7 @@ number the code computes (``STATED`` below). Conventions: tests/notebook_helpers
 To add a number the prose states: add its phrase to ``STATED`` with the number as a ``{field}``,
 and compute the field in ``facts`` (from code, never typed in).
 """
+import ast
 import math
 import re
 import warnings
@@ -16,6 +17,8 @@ from notebook_helpers import assigned, missing_phrases, prose, read_notebook, sa
 
 import course_utils as cu
 from course_utils.data_sources import STANDIN_BUTTERFLIES, ImageData
+from course_utils.exercises import nb01
+from tools import figures
 from tools.notebook_code import code_cells, run_cells
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models (tests/conftest.py)
@@ -23,23 +26,41 @@ NOTEBOOK = "01_introduction_to_diffusers.ipynb"
 
 #: Every number the prose states, as a phrase with ``{field}``s from ``facts``: a rewording changes one row.
 STATED = [
-    "the unit's original model ({gpu_params:,} parameters)",
-    "a smaller model of the same design ({cpu_params:,} parameters)",
-    "sampled with all {gpu_sample_steps} steps",
-    "sampled with {cpu_sample_steps} steps",
+    "samples with all {gpu_sample_steps} steps",
+    "samples with {cpu_sample_steps} steps",
     "with {gpu_params:,} parameters",
     "{cpu_params:,} parameters, about a {ratio_word} as many",
     "`{cpu_channels}`",
-    "{groups} normalisation groups (`norm_num_groups={groups}`",
-    "at {first_channels} channels each group holds {channels_per_group} channels",
+    "{groups} normalisation groups instead of {default_groups} (`norm_num_groups={groups}`)",
+    "so that each group still holds {channels_per_group} channels, as in the full model",
+    "the channels grow (from {gpu_first_channels} to {gpu_last_channels} in the unit's model)",
     "makes {num_epochs} passes (epochs)",
     "learning rate of {lr}",
-    "on a CPU with {cpu_sample_steps}, which",
+    "on a CPU with {cpu_sample_steps} (`num_inference_steps`)",
+    "$t$ = {lead100_first}, {lead100_second}, ..., {lead100_last}",
     "mini-batches of {batch_size} images",
     "{standin} drawn stand-in butterflies",
     "betas rising linearly from {beta_start} to {beta_end}",
     "by $t = 500$, $\\sqrt{{\\bar\\alpha_t}}$ is already below {alpha_bar_500}",
     "warms up over the first {warmup} steps",
+    "the whole notebook took about {nb01_minutes} minutes in one measured run",  # docs/figures.json
+    # the schedule exercise states what its check asks
+    "($\\sqrt{{\\bar\\alpha_t}} \\ge {signal_500}$) up to $t = 500$",
+    "($\\sqrt{{\\bar\\alpha_{{999}}}} \\le {signal_end}$)",
+    # DDPM and DDIM: where the steps are (the trained cosine schedule)
+    "with {few} steps, $t$ = {lead10_first}, {lead10_second}, ..., {lead10_last}",
+    "at $t = {lead10_first}$, where the cosine schedule keeps $\\sqrt{{\\bar\\alpha_{{{lead10_first}}}}} = {signal_lead10:.2f}$",
+    "starts at $t = {trail10_first}$ ({trail10_first}, {trail10_second}, ..., {trail10_last})",
+    "its last step goes from $t = {trail10_last}$ straight to the clean image",
+    "leading spacing starts at $t = {lead100_first}$, where $\\sqrt{{\\bar\\alpha_{{{lead100_first}}}}} = {signal_lead100:.3f}$",
+    "Left DDPM, right DDIM; top to bottom: {rows}.",
+    # the model view: dividing by a tiny sqrt(alpha_bar) (the trained schedule)
+    "$\\sqrt{{\\bar\\alpha_{{{lead100_first}}}}} = {signal_lead100:.3f}$ and $\\sqrt{{\\bar\\alpha_{{999}}}} = {signal_999:.5f}$",
+    "by about {gain_990} and by about {gain_999:,}",
+    "An error of 0.001 in the predicted noise becomes an error of {error_999:.0f} in $\\hat x_0$ at $t = 999$",
+    "($t = {lead100_first}$ with 100 steps, $t = 999$ with 1000)",
+    # notebook 02's measured samplers (docs/figures.json)
+    "({ddim_pct}% against {ddpm_pct}% of the samples",
 ]
 
 
@@ -73,12 +94,13 @@ def facts(cells):
         sizes = {}
         for gpu in (True, False):
             sizes_on(mp, gpu=gpu, quick=False)
-            sizes[gpu] = {name: assigned(cells[cid].source, name, cu=cu) for cid, name in
+            sizes[gpu] = {name: assigned(cells[cid].source, name, cu=cu, USE_PRETRAINED=False) for cid, name in
                           [("training", "num_epochs"), ("pipeline", "sample_steps"), ("batches", "batch_size")]}
     finally:
         mp.undo()
     ns = run_cells(NOTEBOOK, ["imports", "scheduler"])
     linear = ns["noise_scheduler"]
+    trained = run_cells(NOTEBOOK, ["train-scheduler"], namespace=dict(ns))["noise_scheduler"]
     ns = run_cells(NOTEBOOK, ["training"], namespace=dict(ns, model=torch.nn.Linear(1, 1), train_batches=[None]),
                    replace={"num_epochs": 0})  # builds the optimizer, trains nothing
     gpu, cpu = count("butterflies"), count("butterflies-cpu")
@@ -86,15 +108,74 @@ def facts(cells):
     return dict(
         gpu_params=gpu, cpu_params=cpu, ratio_word={6: "sixth"}.get(round(gpu / cpu), f"1/{round(gpu / cpu)}"),
         cpu_channels=cu.unet_config("butterflies-cpu")["block_out_channels"],
-        groups=cu.unet_config("butterflies-cpu")["norm_num_groups"], first_channels=norm.num_channels,
-        channels_per_group=norm.num_channels // norm.num_groups,
+        groups=cu.unet_config("butterflies-cpu")["norm_num_groups"],
+        channels_per_group=_same_channels_per_group(norm, cu.make_unet("butterflies").down_blocks[0].resnets[0].norm1),
         gpu_sample_steps=sizes[True]["sample_steps"], cpu_sample_steps=sizes[False]["sample_steps"],
         num_epochs=sizes[False]["num_epochs"], batch_size=sizes[False]["batch_size"],
         lr=scientific(ns["optimizer"].param_groups[0]["lr"]), standin=STANDIN_BUTTERFLIES,
         beta_start=linear.config.beta_start, beta_end=linear.config.beta_end,
         alpha_bar_500=math.ceil(float(linear.alphas_cumprod[500].sqrt()) * 10) / 10,
         warmup=build_parser().parse_args([]).lr_warmup_steps,
+        default_groups=_default("norm_num_groups"),
+        gpu_first_channels=cu.unet_config("butterflies")["block_out_channels"][0],
+        gpu_last_channels=cu.unet_config("butterflies")["block_out_channels"][-1],
+        signal_500=nb01.SIGNAL_AT_500, signal_end=nb01.SIGNAL_AT_END,
+        nb01_minutes=figures.load("notebook01_cpu")["minutes"],
+        **_spacing_facts(trained, sizes[False]["sample_steps"]),
+        rows=_comparison_rows(cells),
+        ddim_pct=figures.load("mnist_sample_quality")["ddim_pct"], ddpm_pct=figures.load("mnist_sample_quality")["ddpm_pct"],
+        **_blow_up(trained),
     )
+
+
+def _default(argument):
+    import inspect
+
+    from diffusers import UNet2DModel
+
+    return inspect.signature(UNet2DModel.__init__).parameters[argument].default
+
+
+def _spacing_facts(trained, cpu_steps):
+    """Where 10 (and the CPU's 100) sampling steps fall, leading and trailing, with the trained schedule."""
+    from diffusers import DDIMScheduler, DDPMScheduler
+
+    out = {"few": 10}
+    for key, steps, spacing in [("lead10", 10, "leading"), ("trail10", 10, "trailing"), ("lead100", cpu_steps, "leading")]:
+        timesteps = []
+        for cls in (DDPMScheduler, DDIMScheduler):  # "both schedulers"
+            sampler = cls.from_config(trained.config, timestep_spacing=spacing)
+            sampler.set_timesteps(steps)
+            timesteps.append(sampler.timesteps.tolist())
+        assert timesteps[0] == timesteps[1]
+        out.update({f"{key}_first": timesteps[0][0], f"{key}_second": timesteps[0][1], f"{key}_last": timesteps[0][-1]})
+    signal = trained.alphas_cumprod.sqrt()
+    out.update(signal_lead10=float(signal[out["lead10_first"]]), signal_lead100=float(signal[out["lead100_first"]]))
+    return out
+
+
+def _blow_up(trained):
+    """How much dividing by sqrt(alpha_bar) magnifies an error of the predicted noise, at t = 990 and 999."""
+    signal = trained.alphas_cumprod.double().sqrt()
+    noise = (1 - trained.alphas_cumprod.double()).sqrt()
+    one_digit = lambda x: int(float(f"{x:.0e}"))  # noqa: E731  (70, 20000: "about")
+    return dict(signal_999=float(signal[999]), gain_990=one_digit(float(noise[990] / signal[990])),
+                gain_999=one_digit(float(noise[999] / signal[999])), error_999=0.001 * float(noise[999] / signal[999]))
+
+
+def _comparison_rows(cells):
+    """The samplers cell's full-size rows, as the prose names them."""
+    tree = ast.parse(cells["samplers"].source)
+    call = next(n for n in ast.walk(tree) if isinstance(n, ast.Call) and ast.unparse(n.func) == "cu.pick")
+    full = ast.literal_eval(next(k.value for k in call.keywords if k.arg == "full"))
+    names = [f"{steps} steps" + (" with trailing spacing" if spacing == "trailing" else "") for steps, spacing in full]
+    return ", ".join(names)
+
+
+def _same_channels_per_group(cpu_norm, gpu_norm):
+    per_group = cpu_norm.num_channels // cpu_norm.num_groups
+    assert per_group == gpu_norm.num_channels // gpu_norm.num_groups, "the text says: as in the full model"
+    return per_group
 
 
 def test_the_prose_states_the_numbers_the_code_computes(nb, facts):
@@ -107,7 +188,7 @@ def test_sizes_do_not_depend_on_the_device_where_the_text_says_so(cells, monkeyp
     for gpu in (True, False):
         for quick in (True, False):
             sizes_on(monkeypatch, gpu=gpu, quick=quick)
-            sizes[gpu, quick] = [assigned(cells[cid].source, name, cu=cu) for cid, name in
+            sizes[gpu, quick] = [assigned(cells[cid].source, name, cu=cu, USE_PRETRAINED=False) for cid, name in
                                  [("training", "num_epochs"), ("batches", "batch_size"), ("pipeline", "sample_steps"),
                                   ("peek", "peek_steps")]]
     assert sizes[True, False][:2] == sizes[False, False][:2]
@@ -154,8 +235,8 @@ def test_the_scale_cell_runs_the_script_with_the_notebook_s_settings(cells, monk
     from course_utils.train.args import build_parser, parse_args
 
     sizes_on(monkeypatch, gpu=False, quick=False)
-    epochs = assigned(cells["training"].source, "num_epochs", cu=cu)
-    ns = run_cells(NOTEBOOK, ["imports", "train-scheduler"])
+    epochs = assigned(cells["training"].source, "num_epochs", cu=cu, USE_PRETRAINED=False)
+    ns = run_cells(NOTEBOOK, ["setup", "imports", "train-scheduler"])
     ns = run_cells(NOTEBOOK, ["batches", "training", "scale"], namespace=dict(ns, model=torch.nn.Linear(1, 1)),
                    replace={"num_epochs": 0, "train_batches": [None], "xb": torch.zeros(8, 3, 32, 32)})
     recipe = (ns["batch_size"], epochs, ns["optimizer"].param_groups[0]["lr"])
@@ -235,15 +316,17 @@ def test_key_cells_run_without_diffusers_deprecations(tmp_path, monkeypatch):
         warnings.simplefilter("error", FutureWarning)
         warnings.filterwarnings("error", category=DeprecationWarning, module=r"(diffusers|huggingface_hub)")
         ns = run_cells(NOTEBOOK, ["setup", "imports", "login", "peek", "dreambooth", "data-pipeline", "scheduler",
-                                  "schedules"], cwd=tmp_path)
+                                  "schedules", "schedule-exercise"], cwd=tmp_path)
         images = torch.rand(8, 3, 16, 16) * 2 - 1
-        ns.update(image_size=16, data=ImageData(images, "test images"), train_batches=cu.BatchIterator(images, 4, seed=0),
-                  xb=images)
-        run_cells(NOTEBOOK, ["explorer", "add-noise", "forward-widget"], namespace=ns, cwd=tmp_path)
+        ns.update(image_size=16, data=ImageData(images, "test images"), xb=images, batch_size=4,
+                  train_batches=cu.BatchIterator(images, 4, seed=0))
+        run_cells(NOTEBOOK, ["datasets-pipeline", "explorer", "add-noise", "add-noise-exercise", "forward-widget"],
+                  namespace=ns, cwd=tmp_path)
         torch.manual_seed(0)
         ns["model"] = tiny_unet()
-        run_cells(NOTEBOOK, ["shape", "unet-diagram", "train-scheduler", "training", "shortcut", "model-view", "pipeline",
-                             "save", "reload", "loop", "trajectory", "share", "samplers"], namespace=ns, cwd=tmp_path)
+        run_cells(NOTEBOOK, ["shape", "unet-diagram", "train-scheduler", "shortcut", "training", "loss", "model-view",
+                             "pipeline", "save", "reload", "loop", "trajectory", "samplers", "share"], namespace=ns,
+                  cwd=tmp_path)
     assert len(ns["losses"]) == ns["num_epochs"] * len(ns["train_batches"]) and all(loss > 0 for loss in ns["losses"])
     assert len(ns["pipeline_output"].images) == 8
     assert (tmp_path / "my-pipeline" / "unet" / "diffusion_pytorch_model.safetensors").is_file()
@@ -251,7 +334,12 @@ def test_key_cells_run_without_diffusers_deprecations(tmp_path, monkeypatch):
     assert says(card, 'DDPMPipeline.from_pretrained("your-username/')  # the model card shows how to load it
     assert len(ns["xs"]) == len(ns["pred_x0s"]) == len(ns["scheduler"].timesteps) == ns["sample_steps"]
     assert ns["x"].shape == (8, 3, 16, 16) and torch.isfinite(ns["x"]).all()
-    assert list(ns["comparison"]) == ["DDPM, 2 steps", "DDIM, 2 steps", "DDPM, 3 steps", "DDIM, 3 steps"]
+    assert list(ns["comparison"]) == [  # quick sizes: DDPM | DDIM, from one starting noise
+        "DDPM, 2 steps, leading: t = 500, ..., 0", "DDIM, 2 steps, leading: t = 500, ..., 0",
+        "DDPM, 2 steps, trailing: t = 999, ..., 499", "DDIM, 2 steps, trailing: t = 999, ..., 499",
+        "DDPM, 3 steps, leading: t = 666, ..., 0", "DDIM, 3 steps, leading: t = 666, ..., 0"]
+    assert ns["loader_xb"].shape == (4, 3, 32, 32) and ns["tensor_xb"].shape == (4, 3, 16, 16)  # both pipelines ran
+    assert ns["same"] is True
 
 
 def test_no_token_is_stored_in_the_notebook(cells):

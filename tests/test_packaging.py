@@ -44,9 +44,9 @@ def test_environment_yml_matches_pyproject():
     project = _pyproject()["project"]
     wanted = {_norm(Requirement(r).name): str(Requirement(r).specifier)
               for r in project["dependencies"] + project["optional-dependencies"]["jupyter"]
-              + project["optional-dependencies"]["book"]}
+              + project["optional-dependencies"]["stable-diffusion"] + project["optional-dependencies"]["book"]}
     conda, pip = _environment_requirements()
-    assert conda == wanted, "environment.yml and pyproject.toml (dependencies + [jupyter] + [book]) disagree"
+    assert conda == wanted, "environment.yml and pyproject.toml (dependencies + [jupyter] + [stable-diffusion] + [book]) disagree"
     assert "-e ." in pip  # the package itself, through pip
 
 
