@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import importlib
 import io
 import sys
 from pathlib import Path
@@ -32,7 +33,7 @@ INSTALLED = {"torch", "diffusers", "datasets", "huggingface_hub", "accelerate", 
 #: diffusers names that need a package the course does not install.
 NEEDS_TRANSFORMERS = ("StableDiffusion", "Text", "CLIP")
 #: Cells that break the static rules on main today, by (file, cell id): helper 20 fixes notebook 01's DreamBooth cell.
-KNOWN = {("01_introduction_to_diffusers.ipynb", "dreambooth"), ("01_introduction_to_diffusers_CN.ipynb", "dreambooth")}
+KNOWN: set = set()  # (notebook, cell id) of known rule breaks: none
 
 
 def sources() -> list[tuple[str, str, str]]:
@@ -108,14 +109,10 @@ def test_dreambooth_cell_without_transformers_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "transformers", None)  # import transformers fails; find_spec gives None
     monkeypatch.setattr(cu, "hub_reachable", lambda *a, **k: True)
     shown = []
-    namespace = dict(ON_GPU=True, cu=cu, torch=torch, device=torch.device("cpu"), display=shown.append)
+    namespace = dict(ON_GPU=True, cu=cu, torch=torch, device=torch.device("cpu"), display=shown.append, importlib=importlib)
     printed = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(printed):
-            run_cells(NOTEBOOK_01, ["dreambooth"], namespace=namespace)
-    except Exception as error:  # what a learner would see instead of one line
-        pytest.xfail(f"notebook 01 cell 'dreambooth' raises {type(error).__name__} without transformers "
-                     f"(issue 20 adds the guard): {next((t for t in str(error).splitlines() if t.strip()), '')[:200]}")
+    with contextlib.redirect_stdout(printed):
+        run_cells(NOTEBOOK_01, ["dreambooth"], namespace=namespace)
     lines = [line for line in printed.getvalue().splitlines() if line.strip()]
     assert len(lines) == 1 and "transformers" in lines[0] and "install" in lines[0], lines
     assert not shown
@@ -141,12 +138,12 @@ def test_the_script_s_gpu_command_is_accepted_on_a_gpu(monkeypatch):
 
     launched = []
 
-    def fake_run(command, check):
+    def fake_run(command, *args, **kwargs):
         launched.append(command)
         raise _Launched
 
-    monkeypatch.setattr("subprocess.run", fake_run)
-    namespace = dict(ON_GPU=True, cu=cu, batch_size=16, Path=Path, display=print)
+    monkeypatch.setattr(cu, "run_live", fake_run)
+    namespace = dict(ON_GPU=True, cu=cu, batch_size=16, Path=Path, display=print, sys=sys)
     with pytest.raises(_Launched), contextlib.redirect_stdout(io.StringIO()):
         run_cells(NOTEBOOK_01, ["scale"], namespace=namespace)
     command = launched[0]
