@@ -8,8 +8,6 @@ from __future__ import annotations
 import torch
 
 
-# Lesson code: this cell is the one source of truth. The package keeps a copy for its tests and
-# benchmarks (course_utils/corruption.py), exported from this cell by tools/export_lesson_code.py.
 def corrupt(x: torch.Tensor, amount: torch.Tensor | float) -> torch.Tensor:
     """Mix each image with uniform noise: ``x * (1 - amount) + noise * amount``.
 
@@ -17,11 +15,13 @@ def corrupt(x: torch.Tensor, amount: torch.Tensor | float) -> torch.Tensor:
     number for the whole batch. The noise is uniform in [0, 1), like the [0, 1] MNIST images it
     replaces, so every corrupted image stays in [0, 1].
     """
+    # Checks first; the idea is the last line
     amount = torch.as_tensor(amount, dtype=x.dtype, device=x.device)
     if amount.ndim == 0:
         amount = amount.expand(x.shape[0])
     if amount.shape != (x.shape[0],):
-        raise ValueError(f"amount must hold one value per image ({x.shape[0]}), got shape {tuple(amount.shape)}")
+        raise ValueError(f"amount must hold one value per image ({x.shape[0]}), "
+                         f"got shape {tuple(amount.shape)}")
     noise = torch.rand_like(x)
     amount = amount.view(-1, *([1] * (x.ndim - 1)))  # broadcast over channels and pixels
     return x * (1 - amount) + noise * amount
