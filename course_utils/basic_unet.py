@@ -44,7 +44,7 @@ class BasicUNet(nn.Module):
             if i > 0:  # all but the first up layer: double the size, add the matching skip
                 x = self.upscale(x)
                 x = x + h.pop()
-            # The last layer has its SiLU too, as in the unit: outputs never go below -0.278,
-            # which is harmless for [0, 1] images (but not for targets such as Gaussian noise)
+            # The last layer has its SiLU too, as in the unit: outputs never go below
+            # -0.278, harmless for [0, 1] images (not for targets such as Gaussian noise)
             x = self.act(layer(x))
         return x

@@ -11,9 +11,9 @@ import torch
 def corrupt(x: torch.Tensor, amount: torch.Tensor | float) -> torch.Tensor:
     """Mix each image with uniform noise: ``x * (1 - amount) + noise * amount``.
 
-    ``amount`` is one number per image in [0, 1] (0 keeps the image, 1 is pure noise), or one
-    number for the whole batch. The noise is uniform in [0, 1), like the [0, 1] MNIST images it
-    replaces, so every corrupted image stays in [0, 1].
+    ``amount`` is one number per image in [0, 1] (0 keeps the image, 1 is pure noise), or
+    one number for the whole batch. The noise is uniform in [0, 1), like the [0, 1] MNIST
+    images it replaces, so every corrupted image stays in [0, 1].
     """
     # Checks first; the idea is the last line
     amount = torch.as_tensor(amount, dtype=x.dtype, device=x.device)
