@@ -25,8 +25,11 @@
 The candidates answer why the notebook's DDIM samples fail: equal step counts, the clipped
 model output, no clipping, trailing spacing, fresh noise (eta = 1).
 
-Run: ``HF_HUB_OFFLINE=1 python -m benchmarks.mnist_sample_quality`` (the notebook's full run plus
-about 5 minutes of sampling on an idle 2-core CPU). ``--json`` writes the figures.
+Run: ``HF_HUB_OFFLINE=1 python -m benchmarks.mnist_sample_quality --json FILE`` on an otherwise idle
+machine: the notebook's whole run (timed), then ten samplers x 256 samples. On a machine too busy
+for that, ``--part toy`` and ``--part ddpm`` run the two halves of the notebook as two processes
+(no whole-run time then), and ``--reuse OUT/models.pt`` scores the saved models again without
+training. ``--json`` writes the figures as they come.
 A benchmark, not a test: it prints PASS/MISS per target and exits 0 either way.
 """
 from __future__ import annotations

@@ -191,7 +191,7 @@ ex3 = Exercise(
 UNIT_PARAMETERS = 309_057
 
 
-def _check_bigger_unet(model_class, steps: int = 30):
+def _check_bigger_unet(model_class, steps: int = 25):
     try:
         model = model_class()
         out = _output(model(torch.rand(2, 1, 28, 28)))
@@ -209,7 +209,7 @@ def _check_bigger_unet(model_class, steps: int = 30):
         _wrong(f"It has {n:,} parameters, fewer than the unit's {UNIT_PARAMETERS:,}: wider or deeper means more.",
                f"它只有 {n:,} 个参数，比原来的 {UNIT_PARAMETERS:,} 个还少：更宽或更深意味着更多参数。")
     torch.manual_seed(0)
-    x = _stand_in_digits(16)
+    x = _stand_in_digits(8)
     g = torch.Generator().manual_seed(0)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     losses = []
