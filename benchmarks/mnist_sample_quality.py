@@ -35,8 +35,6 @@ A benchmark, not a test: it prints PASS/MISS per target and exits 0 either way.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import math
 import os
@@ -48,6 +46,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from tools import figures
+from tools.notebook_code import code_cells, run_cells
+
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "02_diffusion_models_from_scratch.ipynb"
 #: The notebook's sampling cells (by id) and the variable each leaves its samples in.
 SAMPLES = {"sampling-40": "samples", "ddpm-sampling": "ddpm_samples", "ddim-sampling": "ddim_samples"}
@@ -55,6 +56,7 @@ CONFIDENT = 0.9
 NEIGHBOURS = 5
 CALIBRATION_QUANTILE = 0.95
 BUDGET_MINUTES = 10  # the notebook's target on an idle 2-core CPU
+SECTION = "mnist_sample_quality"  # this benchmark's section of docs/figures.json
 
 
 # --- the judge: a digit classifier and its features ------------------------------------------------
@@ -181,58 +183,60 @@ def cpu_seconds() -> float:
 
 
 #: ``--part``: which cells run. "all": every code cell (the notebook's whole run, timed). "toy": the
-#: from-scratch half, up to the cell "unet2d" (BasicUNet trained in full). "ddpm": every cell but
-#: BasicUNet's training, which an untrained BasicUNet stands in for (the DDPM half in full). The two
-#: halves can run side by side as two processes on a machine too busy for one whole run in time.
+#: from-scratch half, up to the cell "sampling-widget" (BasicUNet trained in full). "ddpm": every
+#: cell, BasicUNet trained for 0 epochs (the DDPM half in full). The two halves can run side by side
+#: as two processes on a machine too busy for one whole run in time.
 PARTS = ("all", "toy", "ddpm")
-TOY_STAND_IN = "net = BasicUNet().to(device)\nlosses = [0.0]\nn_epochs = 0\n"
 
 
-def run_notebook(quick: bool, figures: Path | None, part: str = "all") -> tuple[dict, dict]:
+def _saving_show(folder: Path | None, cell_of: dict):
+    """A stand-in for plt.show that saves the open figures (as CELL-K.png) before they are closed."""
+    import matplotlib.pyplot as plt
+
+    def show(*args, **kwargs):
+        if folder is not None:
+            for number in plt.get_fignums():
+                cell_of["k"] = cell_of.get("k", 0) + 1
+                plt.figure(number).savefig(folder / f"{cell_of['cell']}-{cell_of['k']}.png", dpi=72)
+    return show
+
+
+def run_notebook(quick: bool, figures_folder: Path | None, part: str = "all") -> tuple[dict, dict]:
     """Execute the notebook's code cells in order (``part``: see PARTS); return its namespace and timing facts."""
     import matplotlib
-    import nbformat
 
     matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     if quick:
         os.environ["COURSE_QUICK"] = "1"
     else:
         os.environ.pop("COURSE_QUICK", None)
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    cells = [cell for cell in nb.cells if cell.cell_type == "code"]
-    ids = {cell.get("id") for cell in cells}
-    missing = [cell_id for cell_id in SAMPLES if cell_id not in ids]
+    cells = code_cells(NOTEBOOK)
+    missing = [cell_id for cell_id in SAMPLES if cell_id not in cells]
     if missing:
         raise RuntimeError(f"{NOTEBOOK.name} has no code cells {missing}: update SAMPLES in {Path(__file__).name}")
-    import matplotlib.pyplot as plt
-
+    chosen = [cell_id for cell_id in cells if part != "toy" or list(cells).index(cell_id)
+              <= list(cells).index("sampling-widget")]
+    replace = {"n_epochs": 0} if part == "ddpm" else None
     namespace: dict = {"__name__": "__notebook__"}
-    cwd = os.getcwd()
-    os.chdir(NOTEBOOK.parent)  # as in Jupyter and nbmake
-    seconds, load_before = {}, os.getloadavg()
+    seconds, load_before, where = {}, os.getloadavg(), {}
+    show, plt.show = plt.show, _saving_show(figures_folder, where)
     start, cpu_start = time.perf_counter(), cpu_seconds()
     try:
-        for cell in cells:
-            if part == "toy" and cell.id == "unet2d":
-                break
-            source = TOY_STAND_IN if part == "ddpm" and cell.id == "training" else cell.source
-            began = time.perf_counter()
-            with contextlib.redirect_stdout(io.StringIO()):  # the lesson's printouts
-                exec(compile(source, f"cell {cell.id}", "exec"), namespace)
-            seconds[cell.id] = time.perf_counter() - began
-            for k, number in enumerate(plt.get_fignums()):
-                if figures is not None:
-                    plt.figure(number).savefig(figures / f"{cell.id}-{k}.png", dpi=72)
-            plt.close("all")
+        for cell_id in chosen:  # one at a time, so that each figure is saved under its cell's id
+            where.update(cell=cell_id, k=0)
+            run_cells(NOTEBOOK, [cell_id], namespace=namespace, quiet=True, timings=seconds,
+                      replace=replace if cell_id == "training" else None)
     finally:
-        os.chdir(cwd)
-    ddpm_losses = namespace.get("ddpm_losses", [math.nan])
+        plt.show = show
+    losses, ddpm_losses = namespace["losses"] or [math.nan], namespace.get("ddpm_losses", [math.nan])
     facts = dict(part=part, seconds=time.perf_counter() - start, cpu_seconds=cpu_seconds() - cpu_start,
                  load_before=load_before, load_after=os.getloadavg(), threads=torch.get_num_threads(),
                  cell_seconds=seconds, source=namespace["data"].source, n_images=len(namespace["data"]),
-                 basic_steps=len(namespace["losses"]), ddpm_steps=len(ddpm_losses),
+                 basic_steps=len(namespace["losses"]), ddpm_steps=len(namespace.get("ddpm_losses", [])),
                  ddpm_preset=namespace.get("ddpm_preset"),
-                 basic_final_loss=sum(namespace["losses"][-50:]) / len(namespace["losses"][-50:]),
+                 basic_final_loss=sum(losses[-50:]) / len(losses[-50:]),
                  ddpm_final_loss=sum(ddpm_losses[-50:]) / len(ddpm_losses[-50:]))
     return namespace, facts
 
@@ -245,25 +249,22 @@ KEPT = ("samples", "ddpm_samples", "ddim_samples", "ddim_consistent", "xs", "sam
 def reuse_notebook(path: Path) -> tuple[dict, dict]:
     """The namespace a notebook run left, rebuilt from its saved models: only the defining cells run."""
     import matplotlib
-    import nbformat
-    from diffusers import DDIMScheduler, DDPMScheduler
 
     matplotlib.use("Agg")
-    saved = torch.load(path, weights_only=False)
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    cells = {cell.get("id"): cell for cell in nb.cells if cell.cell_type == "code"}
-    ns: dict = {"__name__": "__notebook__", "DDIMScheduler": DDIMScheduler, "DDPMScheduler": DDPMScheduler}
-    with contextlib.redirect_stdout(io.StringIO()):
-        for cell_id in ("imports", "basic-unet", "ddpm-schedule", "ddpm-step"):
-            exec(compile(cells[cell_id].source, f"cell {cell_id}", "exec"), ns)
-    ns.update(saved["values"])
+    from diffusers import DDIMScheduler, DDPMScheduler
+
     import course_utils as cu
 
+    saved = torch.load(path, weights_only=False)
+    ns = run_cells(NOTEBOOK, ["imports", "basic-unet"], quiet=True)
+    ns.update(DDIMScheduler=DDIMScheduler, DDPMScheduler=DDPMScheduler)  # imported by the cell "unet2d"
+    run_cells(NOTEBOOK, ["ddpm-schedule", "ddpm-step"], namespace=ns, quiet=True)
+    ns.update(saved["values"])
     ns["net"] = ns["BasicUNet"]().to(ns["device"])
     ns["net"].load_state_dict(saved["net"])
-    ns["ddpm"] = cu.make_unet(ns["ddpm_preset"]).to(ns["device"])
-    ns["ddpm"].load_state_dict(saved["ddpm"])
-    ns["net"].eval(), ns["ddpm"].eval()
+    if saved["ddpm"] is not None:
+        ns["ddpm"] = cu.make_unet(ns["ddpm_preset"]).to(ns["device"])
+        ns["ddpm"].load_state_dict(saved["ddpm"])
     return ns, saved["facts"]
 
 
@@ -306,21 +307,23 @@ def ddim_samples(ns: dict, start: torch.Tensor, n_steps: int, config: dict | Non
     return ((x.cpu() + 1) / 2)
 
 
-def candidates(steps: int) -> list[tuple[str, dict]]:
-    """(name, how) for every sampler of the DDPM model the benchmark tries, the most telling first."""
+def candidates(steps: int) -> list[tuple[str, str, dict]]:
+    """(key, name, how) for every sampler of the DDPM model the benchmark tries, the most telling first."""
     half = max(1, steps // 2)
     clipped = dict(use_clipped_model_output=True)
     return [
-        (f"DDPM, our step, {steps} steps (the notebook's)", dict(kind="ddpm", steps=steps)),
-        (f"DDIM, {steps} steps, defaults (the notebook's)", dict(kind="ddim", steps=steps)),
-        (f"DDIM, {steps} steps, use_clipped_model_output=True (the notebook's)",
+        ("ddpm", f"DDPM, our step, {steps} steps (the notebook's)", dict(kind="ddpm", steps=steps)),
+        ("ddim", f"DDIM, {steps} steps, defaults (the notebook's)", dict(kind="ddim", steps=steps)),
+        ("ddim_clipped", f"DDIM, {steps} steps, use_clipped_model_output=True (the notebook's)",
          dict(kind="ddim", steps=steps, step=clipped)),
-        (f"DDIM, {steps} steps, eta=1", dict(kind="ddim", steps=steps, step=dict(eta=1.0))),
-        (f"DDIM, {steps} steps, clip_sample=False", dict(kind="ddim", steps=steps, config=dict(clip_sample=False))),
-        (f"DDIM, {half} steps, defaults", dict(kind="ddim", steps=half)),
-        (f"DDIM, {half} steps, use_clipped_model_output=True", dict(kind="ddim", steps=half, step=clipped)),
-        (f"DDPM, our step, {half} steps", dict(kind="ddpm", steps=half)),
-        (f"DDIM, {steps} steps, timestep_spacing='trailing'",
+        ("ddim_eta1", f"DDIM, {steps} steps, eta=1", dict(kind="ddim", steps=steps, step=dict(eta=1.0))),
+        ("ddim_noclip", f"DDIM, {steps} steps, clip_sample=False",
+         dict(kind="ddim", steps=steps, config=dict(clip_sample=False))),
+        ("ddim_half", f"DDIM, {half} steps, defaults", dict(kind="ddim", steps=half)),
+        ("ddim_clipped_half", f"DDIM, {half} steps, use_clipped_model_output=True",
+         dict(kind="ddim", steps=half, step=clipped)),
+        ("ddpm_half", f"DDPM, our step, {half} steps", dict(kind="ddpm", steps=half)),
+        ("ddim_trailing", f"DDIM, {steps} steps, timestep_spacing='trailing'",
          dict(kind="ddim", steps=steps, config=dict(timestep_spacing="trailing"))),
     ]
 
@@ -359,8 +362,12 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path, help="write the figures here (rewritten as they come)")
     parser.add_argument("--classifier", type=Path, help="cache the trained classifier here (and reuse it)")
     parser.add_argument("--part", choices=PARTS, default="all", help="which cells run: see PARTS")
+    parser.add_argument("--record", metavar="RUN",
+                        help="store the figures in docs/figures.json, RUN naming the run (machine, load, date)")
     parser.add_argument("--reuse", type=Path, help="the models.pt of an earlier run (in --out): skip the notebook run")
     args = parser.parse_args(argv)
+    if args.record and args.quick:
+        parser.error("--record stores a full-size run's figures: drop --quick")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "notebook").mkdir(exist_ok=True)
     report: dict = {}
@@ -405,7 +412,8 @@ def main(argv=None) -> int:
         "uniform noise (baseline)": torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(0)),
         "two real digits overlaid (baseline)": overlaid_pairs(real, held_out_labels[744:], n),
     }
-    results = {}
+    results, keys = {}, {"real held-out digits (baseline)": "real", "uniform noise (baseline)": "noise",
+                         "two real digits overlaid (baseline)": "pairs"}
     for name, x in baselines.items():
         results[name] = judge.score(x)
         print(line(name, results[name]), flush=True)
@@ -433,6 +441,7 @@ def main(argv=None) -> int:
         began = time.perf_counter()
         x = toy_samples(ns, n, toy_steps, seed=1)
         name = f"BasicUNet, our sampler, {toy_steps} steps (the notebook's)"
+        keys[name] = "basic"
         results[name] = judge.score(x)
         print(line(name, results[name]) + f" [{time.perf_counter() - began:.0f} s]", flush=True)
         save_labelled(x, results[name], args.out / "basicunet.png", name)
@@ -442,7 +451,8 @@ def main(argv=None) -> int:
             args.json.write_text(json.dumps(report, indent=1, default=str))
     steps = ns.get("sampling_steps", 0)
     start_noise = torch.randn(n, 1, 28, 28, generator=torch.Generator().manual_seed(2))
-    for k, (name, how) in enumerate(candidates(steps) if ddpm_part else []):
+    for k, (key, name, how) in enumerate(candidates(steps) if ddpm_part else []):
+        keys[name] = key
         began = time.perf_counter()
         if how["kind"] == "ddpm":
             x = ddpm_samples(ns, start_noise, how["steps"])
@@ -481,7 +491,23 @@ def main(argv=None) -> int:
         args.json.write_text(json.dumps(report, indent=1, default=str))
     if args.quick:
         print("(quick mode: a smoke run of the code path; the figures mean nothing)")
+    if args.record:
+        record(args.record, {keys[name]: r for name, r in results.items() if name in keys}, facts, accuracy)
     return 0
+
+
+def record(run: str, scored: dict, facts: dict, accuracy: float) -> None:
+    """Store this run's figures in docs/figures.json: KID x1000 (one decimal) and "not a digit" (%)
+    per sampler and baseline, the classifier's accuracy, and the whole notebook's minutes."""
+    values = {"classifier_pct": round(100 * accuracy, 1)}
+    if facts.get("part") == "all":
+        values.update(minutes=round(facts["seconds"] / 60, 1), cpu_minutes=round(facts["cpu_seconds"] / 60, 1))
+    for key, r in scored.items():
+        values[f"{key}_kid"] = round(r["kid_x1000"], 1)
+        values[f"{key}_not_digit_pct"] = round(100 * r["not_a_digit"])
+    figures.record(SECTION, run, **values)
+    print(f"Recorded in {figures.PATH}: state them in the notebook and the README (tests/test_notebook02.py and "
+          "tests/test_figures.py hold the phrases)")
 
 
 if __name__ == "__main__":

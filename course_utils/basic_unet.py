@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 
+# Lesson code (tools/export_lesson_code.py copies it into course_utils/basic_unet.py)
 class BasicUNet(nn.Module):
     """A minimal UNet: three convolutions down, three up, two skip connections.
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 
 
+# Lesson code (tools/export_lesson_code.py copies it into course_utils/corruption.py)
 def corrupt(x: torch.Tensor, amount: torch.Tensor | float) -> torch.Tensor:
     """Mix each image with uniform noise: ``x * (1 - amount) + noise * amount``.
 

@@ -26,6 +26,18 @@ def _offline_private_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("COURSE_CACHE", os.environ.get("COURSE_TEST_CACHE") or str(tmp_path_factory.getbasetemp() / "course-cache"))
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """torch on one thread for a module of tiny models: as fast, and many times faster on a shared, busy machine.
+    Use it with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def page():
     """A headless Chromium page (Debian's chromium driven by Playwright), always closed."""

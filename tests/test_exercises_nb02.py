@@ -12,19 +12,13 @@ from torch import nn
 from course_utils import BasicUNet
 from course_utils.exercises import nb02
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 @pytest.fixture(autouse=True)
 def english(monkeypatch):
     monkeypatch.setenv("COURSE_LANG", "en")
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small models: one thread is as fast, and much faster on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def says(result, phrase: str) -> bool:

@@ -14,6 +14,8 @@ from course_utils.widget_view import evenly_spaced
 diffusers = pytest.importorskip("diffusers")
 from diffusers import DDPMScheduler, UNet2DModel  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models (tests/conftest.py)
+
 
 def pixels(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.int16)
@@ -28,15 +30,6 @@ def same_picture(shown: Image.Image, expected: Image.Image, tolerance: int = 0):
 def shown_as(x, value_range, **kw):
     """What a widget panel should show for the float batch ``x``: 4 per row, 3x for 32 px."""
     return cu.show_images(x, nrow=4, value_range=value_range, scale=kw.get("scale", 3))
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These models are tiny: one thread is as fast, and far faster on a shared, busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,7 @@
   ``UNet2DModel`` at notebook 01's CPU size, trained by the course's training script with the
   notebook's settings: the preset ``butterflies-cpu``, 30 epochs of batches of 64, AdamW at 4e-4,
   flips; sampled like the notebook's DDPM pipeline) and samples of notebook 02's ``BasicUNet``
-  (notebook 02's own code cells, run up to its 40-step sampler, as
-  ``benchmarks/mnist_sample_quality.py`` does).
+  (notebook 02's own code cells, run up to its 40-step sampler with ``tools.notebook_code.run_cells``).
 - ``ddpm_chain.png`` (section "What is a diffusion model?"): the DDPM chain of Ho et al. (2020),
   Figure 2, drawn with one butterfly: the forward process q adds noise, the learnt reverse process
   p_theta removes it.
@@ -23,8 +22,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import os
-import re
 import subprocess
 import sys
 import time
@@ -37,7 +34,8 @@ DOCS = ROOT / "docs"
 OVERVIEW = "unit1_overview.png"
 CHAIN = "ddpm_chain.png"
 MAX_BYTES = 300_000  # the README's pictures stay small
-DIGITS_SAMPLER_MARK = "xs, preds = [], []"  # notebook 02's 40-step sampling cell
+DIGITS_NOTEBOOK = "02_diffusion_models_from_scratch.ipynb"
+DIGITS_SAMPLER = "sampling-40"  # notebook 02's 40-step sampling cell
 FORWARD_STEPS = (0, 100, 200, 300, 400, 500, 600, 700, 800, 999)  # the forward-process columns
 
 
@@ -65,37 +63,18 @@ def digit_samples(quick: bool, epochs: int | None = None) -> tuple[torch.Tensor,
     """Notebook 02's 40-step samples (in [0, 1]) and facts about the run, from the notebook's own code cells.
 
     Runs the code cells of notebooks/02_diffusion_models_from_scratch.ipynb up to its 40-step sampler
-    (widget cells skipped), as benchmarks/mnist_sample_quality.py does. ``epochs`` replaces the number of
-    training epochs the notebook picks (a shorter run when time is short; None: the notebook's own).
+    (cell "sampling-40"; widget cells skipped). ``epochs`` replaces the number of training epochs the
+    notebook picks (a shorter run when time is short; None: the notebook's own).
     """
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import nbformat
+    from tools.notebook_code import code_cells, run_cells
 
-    notebook = ROOT / "notebooks" / "02_diffusion_models_from_scratch.ipynb"
-    nb = nbformat.read(notebook, as_version=4)
-    namespace: dict = {"__name__": "__notebook__"}
-    cwd = os.getcwd()
-    os.chdir(notebook.parent)  # as in Jupyter and nbmake
+    matplotlib.use("Agg")
+    widgets = [cell_id for cell_id in code_cells(DIGITS_NOTEBOOK) if cell_id.endswith("-widget")]
     start = time.perf_counter()
-    try:
-        for cell in nb.cells:
-            if cell.cell_type != "code" or "_widget(" in cell.source:
-                continue
-            source = cell.source
-            if epochs is not None and "n_epochs = " in source:
-                source = re.sub(r"^n_epochs = .*$", f"n_epochs = {epochs}", source, flags=re.M)
-            with contextlib.redirect_stdout(io.StringIO()):  # the lesson's printouts
-                exec(compile(source, f"{notebook.name}, cell {cell.id}", "exec"), namespace)
-            plt.close("all")
-            if DIGITS_SAMPLER_MARK in cell.source:
-                break
-        else:
-            raise RuntimeError(f"no cell with {DIGITS_SAMPLER_MARK!r} in {notebook.name}")
-    finally:
-        os.chdir(cwd)
+    namespace = run_cells(DIGITS_NOTEBOOK, until=DIGITS_SAMPLER, skip=widgets, quiet=True,
+                          replace=None if epochs is None else {"n_epochs": epochs})
     facts = dict(seconds=time.perf_counter() - start, batch_size=namespace["batch_size"], steps=len(namespace["losses"]),
                  epochs=namespace["n_epochs"], n_steps=namespace["n_steps"], source=namespace["data"].source,
                  n_images=len(namespace["data"]))
