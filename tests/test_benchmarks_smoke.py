@@ -72,3 +72,22 @@ def test_sample_quality_classifier_and_augmentation_run():
     assert quality.shift(x, torch.Generator().manual_seed(0)).shape == x.shape
     result = quality.verdict(quality.make_classifier().eval(), x)
     assert result["n"] == 6 and sum(result["counts"]) == 6 and 0 <= result["confident"] <= 6
+
+
+def test_sample_quality_distance_and_not_a_digit_check():
+    """The judge of benchmarks/mnist_sample_quality.py: KID is about 0 between two samples of one
+    distribution and large against another; the "not a digit" check flags what lies far from the
+    reference features and, calibrated on the reference's own kind, few of those."""
+    from benchmarks import mnist_sample_quality as quality
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(300, 16, generator=g), torch.randn(300, 16, generator=g)
+    assert abs(quality.kid(a, b)) < 0.05 < quality.kid(a, b + 2)
+    classifier = quality.make_classifier().eval()
+    blobs = torch.zeros(300, 1, 28, 28)
+    blobs[:, :, 8:20, 8:20] = torch.rand(300, 1, 1, 1, generator=g)  # one kind of image: a grey square
+    judge = quality.Judge(classifier, blobs[:200], blobs[200:])
+    same, noise = judge.score(blobs[200:]), judge.score(torch.rand(50, 1, 28, 28, generator=g))
+    assert same["not_a_digit"] <= 0.1 and noise["not_a_digit"] == 1.0 and noise["kid_x1000"] > same["kid_x1000"]
+    pairs = quality.overlaid_pairs(blobs, torch.arange(300) % 10, 4)
+    assert pairs.shape == (4, 1, 28, 28)

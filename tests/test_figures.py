@@ -18,13 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Every measured figure README.md states, as a phrase with ``{section[key]}`` fields.
 README = [
     "| ~{notebook01_cpu[minutes]} min |",
-    "| {mnist_sample_quality[basic_pct]}% of 64 ({mnist_sample_quality[basic_pct_all]}% of 256), all ten digits |",
-    "batches of 128: {mnist_sample_quality[basic_pct_batch128]}% ({mnist_sample_quality[basic_pct_batch128_all]}% of 256)",
-    "with our 100-step reverse step: {mnist_sample_quality[ddpm_pct]}% of 64 ({mnist_sample_quality[ddpm_pct_all]}% of 256)",
-    "DDIM 50 steps: {mnist_sample_quality[ddim_pct]}% ({mnist_sample_quality[ddim_pct_all]}% of 256)",
-    "BasicUNet in the same run: {mnist_sample_quality[basic_pct_with_ddpm]}% "
-    "({mnist_sample_quality[basic_pct_with_ddpm_all]}% of 256)",
-    "| ~{mnist_sample_quality[minutes]} min idle",
+    # notebook 02's picture: the previous benchmark's run (its confidence measure)
     "({mnist_sample_quality[basic_pct]}% of them classified with confidence)",
 ]
 

@@ -27,21 +27,26 @@ NOTEBOOK = "02_diffusion_models_from_scratch.ipynb"
 #: Every number the prose states, as a phrase with ``{field}``s from ``facts``: a rewording changes one row.
 STATED = [
     "It has {basic_params:,} parameters",
-    "a {basic_params:,}-parameter model",
-    "{hub_epochs} epochs of the {hub_images:,} Hub images",
-    "{hub_steps:,} steps of {batch_size} images",
+    "{hub_epochs} epochs of the {hub_images:,} Hub images (the original unit: {unit_epochs})",
+    "in batches of {batch_size} images (the unit: {unit_batch}): {hub_steps:,} steps, {update_ratio} times as many "
+    "(noisier) updates for two thirds of the work",
     "({offline_epochs} epochs of {offline_batches} batches: {offline_steps:,} steps)",
     "With {n_steps_5} steps that is {mix_factors}",
+    "The next cell takes {n_steps_40} steps for {n_samples} images, and the first {n_shared} start from the same "
+    "noise as the 5-step run above",
     "about {unet_millions} million parameters, more than {unet_ratio_word} times as many as `BasicUNet`",
     "(`cu.make_unet(\"mnist\")`, {unet_millions} million parameters)",
-    "we train it for {unet_cpu_steps} steps",
+    "{cpu_unet_channels} channels, {cpu_unet_params:,} parameters, with attention only in its middle block",
+    "which a CPU trains in {ddpm_cpu_steps:,} steps of {ddpm_batch} images",
+    "this one uses {ddpm_lr} with `OneCycleLR`",
+    "not even $t = {last_t}$ is pure noise ($\\sqrt{{\\bar\\alpha_{{{last_t}}}}} \\approx {sqrt_ab_last}$)",
+    "visits 900, 800, ..., 0 in 10 steps",
+    "For a step from $t = {coef_t}$ to $t = {coef_prev}$",
+    "told $t = {told[0]}$ (too little noise), $t = {told[1]}$ (the truth) and $t = {told[2]}$ (too much)",
     "the scheduler's subset of {ddpm_cpu_sampling_steps}",
-    # measured (docs/figures.json, "mnist_sample_quality")
-    "runs in about {minutes} minutes on a 2-core CPU offline",
-    "{basic_pct}% of the {n_samples} samples of our full-size run offline",
-    "against {real_pct}% of held-out real digits",
-    "at least 90% sure of {basic_pct_with_ddpm}% of BasicUNet's {n_samples} samples, {ddpm_pct}% of the DDPM model's "
-    "with our {ddpm_cpu_sampling_steps}-step sampler and {ddim_pct}% with DDIM's {ddim_steps} steps",
+    "for example for {ex5_steps:,} steps of 32 images",
+    "for example for {ex6_steps:,} steps of 64 images",
+    # measured figures (docs/figures.json, "mnist_sample_quality"): none stated yet, see the README
 ]
 
 
@@ -98,26 +103,46 @@ def facts(cells, lesson, ddpm_names):
                   for n in (60_000, 5_000)}
         batch_size = assigned(cells["data"].source, "batch_size")
         n_samples = assigned(cells["sampling-40"].source, "n_samples", cu=cu)
-        unet_cpu_steps = assigned(cells["unet2d-training"].source, "unet_steps", cu=cu, losses=[0.0] * 5652,
-                                  device=torch.device("cpu"))
         sampled = run_cells(NOTEBOOK, ["sampling-5"], namespace=dict(lesson, net=ZeroNet(), device=torch.device("cpu")))
         ddpm = run_cells(NOTEBOOK, ["ddpm-sampling", "ddim-sampling"],
-                         namespace=dict(ddpm_names, ddpm=ZeroNet(), samples=torch.zeros(1, 1, 28, 28)),
+                         namespace=dict(ddpm_names, ddpm=ZeroNet(), samples=torch.zeros(1, 1, 28, 28), xs=[None] * 40),
                          replace={"n_ddpm": 1})
+        ddpm_steps = assigned(cells["ddpm-training"].source, "ddpm_steps", cu=cu)
+        ddpm_batch = assigned(cells["ddpm-training"].source, "ddpm_batches", cu=cu, device="cpu", data=SimpleNamespace(
+            images=torch.zeros(64, 1, 28, 28))).batch_size
     finally:
         mp.undo()
     history = sampled["step_history"]  # with a black prediction each step keeps (1 - mix_factor) of the image
     mix = [Fraction(1 - float(b.sum() / a.sum())).limit_denominator(50) for a, b in zip(history, history[1:])]
     basic = cu.count_parameters(lesson["BasicUNet"]())
     unet = cu.count_parameters(cu.make_unet("mnist"))
+    cpu_unet = cu.make_unet("mnist-cpu")
+    attention = [name for name, _ in cpu_unet.named_modules() if name.endswith("attentions.0")]
+    assert attention == ["mid_block.attentions.0"]  # "with attention only in its middle block"
+    a_bar = ddpm_names["alphas_cumprod"]
+    coefficients = run_cells(NOTEBOOK, ["coefficients"], namespace=dict(ddpm_names), quiet=True)
+    told = re.search(r"for t_told in \((\d+), t_true, (\d+)\)", cells["conditioning"].source).groups()
+    t_true = assigned(cells["conditioning"].source, "t_true")
+    from course_utils.exercises import nb02
+
     return dict(
         basic_params=basic, hub_images=60_000, hub_epochs=epochs[60_000], batch_size=batch_size,
         hub_steps=epochs[60_000] * math.ceil(60_000 / batch_size), offline_epochs=epochs[5_000],
         offline_batches=math.ceil(5_000 / batch_size), offline_steps=epochs[5_000] * math.ceil(5_000 / batch_size),
         n_steps_5=sampled["n_steps"], mix_factors=", ".join(map(str, mix[:-1])) + f" and finally {mix[-1]}",
         unet_millions=round(unet / 1e6, 1), unet_ratio_word={5: "five"}.get(unet // basic, str(unet // basic)),
-        unet_cpu_steps=unet_cpu_steps, n_samples=n_samples,
-        ddpm_cpu_sampling_steps=len(ddpm["step_scheduler"].timesteps), ddim_steps=len(ddpm["ddim"].timesteps),
+        n_samples=n_samples, n_steps_40=assigned(cells["sampling-40"].source, "n_steps"),
+        n_shared=len(sampled["start_noise"]),
+        unit_epochs=3, unit_batch=128,  # the original unit's training (its notebook's n_epochs and batch size)
+        update_ratio=round(epochs[60_000] * math.ceil(60_000 / batch_size) / (3 * 60_000 / 128), 1),
+        cpu_unet_channels="/".join(map(str, cpu_unet.config.block_out_channels)),
+        cpu_unet_params=cu.count_parameters(cpu_unet), ddpm_cpu_steps=ddpm_steps, ddpm_batch=ddpm_batch,
+        ddpm_lr=re.search(r"AdamW\(ddpm\.parameters\(\), lr=([^)]+)\)", cells["ddpm-training"].source).group(1),
+        last_t=len(a_bar) - 1, sqrt_ab_last=f"{a_bar[-1].sqrt():.3f}",
+        coef_t=coefficients["t"], coef_prev=coefficients["prev_t"], told=(int(told[0]), t_true, int(told[1])),
+        ex5_steps=int(re.search(r"range\((\d+)\)", nb02.ex5.solution().en).group(1)),
+        ex6_steps=int(re.search(r"range\((\d+)\)", nb02.ex6.solution().en).group(1)),
+        ddpm_cpu_sampling_steps=len(ddpm["step_scheduler"].timesteps),
         **figures.load("mnist_sample_quality"),
     )
 
@@ -150,7 +175,7 @@ def test_corrupt_at_amount_zero_and_one(lesson):
 def test_the_40_step_sampler_leaves_1_minus_i_over_n_of_the_noise(lesson, monkeypatch):
     """Exercise 5's hint: when each prediction is the clean image, step i's input holds (1 - i/n_steps) of the noise."""
     monkeypatch.setenv("COURSE_QUICK", "1")
-    ns = run_cells(NOTEBOOK, ["sampling-40"], namespace=dict(lesson, net=ZeroNet(), device=torch.device("cpu")))
+    ns = run_cells(NOTEBOOK, ["sampling-5", "sampling-40"], namespace=dict(lesson, net=ZeroNet(), device=torch.device("cpu")))
     n = ns["n_steps"]
     shares = [float(x.sum() / ns["xs"][0].sum()) for x in ns["xs"]]
     assert shares == pytest.approx([1 - i / n for i in range(n)], abs=1e-5)
@@ -201,17 +226,6 @@ def test_step_check_cell_prints_float_rounding(ddpm_names, capsys):
     assert difference < 1e-5
 
 
-def test_conditioning_demo_feeds_identical_inputs(lesson, ddpm_names, capsys):
-    """One image corrupted once and repeated: only t differs between the three outputs."""
-    ns = run_cells(NOTEBOOK, ["conditioning"], namespace=dict(ddpm_names, net2=cu.make_unet("mnist-cpu").eval(),
-                                                               x=torch.rand(4, 1, 28, 28), device=torch.device("cpu")))
-    noisy = ns["noisy"]
-    assert torch.equal(noisy[0], noisy[1]) and torch.equal(noisy[0], noisy[2])
-    out = capsys.readouterr().out
-    assert float(re.search(r"t=0 and t=0 again: ([\d.]+)", out).group(1)) == 0
-    assert float(re.search(r"t=0 and t=999: ([\d.]+)", out).group(1)) > 0
-
-
 def test_samplers_demo_shows_spacing_and_stochastic_step(ddpm_names, capsys):
     names = dict(ddpm_names, xb=torch.rand(8, 1, 28, 28) * 2 - 1, noise=torch.randn(8, 1, 28, 28))
     run_cells(NOTEBOOK, ["samplers"], namespace=names)
@@ -231,12 +245,12 @@ def test_ddpm_cells_run_with_the_gpu_and_the_cpu_model(ddpm_names, gpu, monkeypa
     run_cells(NOTEBOOK, ["ddpm-model"], namespace=ns, replace={"ddpm": torch.nn.Linear(1, 1)})  # the model is made below
     torch.manual_seed(0)
     ns.update(device=torch.device("cpu"), ddpm=cu.make_unet(ns["ddpm_preset"]), data=SimpleNamespace(images=blocks(32)),
-              samples=blocks(16))
+              samples=blocks(16), xs=[None] * 40)
     run_cells(NOTEBOOK, ["ddpm-training", "ddpm-sampling", "ddim-sampling"], namespace=ns)
     assert ns["ddpm_preset"] == ("mnist" if gpu else "mnist-cpu")
     assert len(ns["ddpm_losses"]) == ns["ddpm_steps"] and all(math.isfinite(v) for v in ns["ddpm_losses"])
     assert ns["ddpm_samples"].shape == ns["ddim_samples"].shape == (8, 1, 28, 28)
-    assert len(ns["ddim_xs"]) == len(ns["ddim_x0s"]) == len(ns["ddim"].timesteps)
+    assert len(ns["ddim_xs"]) == len(ns["ddim_x0s"]) == ns["sampling_steps"]
 
 
 def test_ddpm_training_is_longer_on_a_gpu_and_short_in_quick_mode(cells, monkeypatch):
@@ -245,3 +259,171 @@ def test_ddpm_training_is_longer_on_a_gpu_and_short_in_quick_mode(cells, monkeyp
         sizes_on(monkeypatch, gpu=gpu, quick=quick)
         steps[gpu, quick] = assigned(cells["ddpm-training"].source, "ddpm_steps", cu=cu)
     assert steps[True, False] >= steps[False, False] >= 1000 > 10 >= steps[False, True]
+
+
+# --- issue 19: the bridge, the coefficients, conditioning on the trained model, re-run safety ------
+def test_toy_sampler_is_ddim_for_the_toy_corruption(lesson, capsys):
+    """The cell "bridge": our step equals DDIM's two moves (noise estimate, re-noise) for the
+    toy corruption, for every step of every run length, not only the one the cell prints."""
+    torch.manual_seed(0)
+    names = dict(lesson, net=lesson["BasicUNet"]().eval(), digits=blocks(8), device=torch.device("cpu"))
+    run_cells(NOTEBOOK, ["bridge"], namespace=names)
+    out = capsys.readouterr().out
+    assert float(re.search(r"largest difference of the two steps: (\S+)", out).group(1)) < 1e-5
+    factor, ratio = (float(v) for v in re.search(r"mix_factor (\S+) = 1 - a_next/a = (\S+);", out).groups())
+    assert factor == ratio == pytest.approx(1 / 3, abs=1e-4)
+    for n in (5, 40):
+        for i in range(n - 1):  # the last step (a_next = 0) lands on the prediction in both
+            a, a_next = 1 - Fraction(i, n), 1 - Fraction(i + 1, n)
+            assert 1 - a_next / a == Fraction(1, n - i)
+
+
+def test_ddpm_step_keeps_part_of_the_noise_ddim_all_of_it(ddpm_names, capsys):
+    """The cell "coefficients" against the schedulers themselves (clipping off, so that the
+    predicted noise is the model's): DDIM's step = sqrt(a_prev) x0_hat + 0.898 eps_hat, DDPM's mean
+    = sqrt(a_prev) x0_hat + 0.532 eps_hat, plus 0.723 z; both reach the noise level 0.898."""
+    from diffusers import DDIMScheduler, DDPMScheduler
+
+    run_cells(NOTEBOOK, ["coefficients"], namespace=dict(ddpm_names))
+    out = capsys.readouterr().out
+    keep_ddim = float(re.search(r"DDIM: (\S+) noise_hat", out).group(1))
+    keep_ddpm, fresh = (float(v) for v in re.search(r"DDPM: (\S+) noise_hat \+ (\S+) z", out).groups())
+    assert (keep_ddim, keep_ddpm, fresh) == (0.898, 0.532, 0.723)
+    assert math.hypot(keep_ddpm, fresh) == pytest.approx(keep_ddim, abs=2e-3)
+    a_bar = DDPMScheduler(num_train_timesteps=1000).alphas_cumprod
+    g = torch.Generator().manual_seed(0)
+    x_t, eps_hat = torch.randn(2, 1, 8, 8, generator=g), torch.randn(2, 1, 8, 8, generator=g)
+    x0_hat = (x_t - (1 - a_bar[500]).sqrt() * eps_hat) / a_bar[500].sqrt()
+    ddim = DDIMScheduler(num_train_timesteps=1000, clip_sample=False)
+    ddim.set_timesteps(10)
+    torch.testing.assert_close(ddim.step(eps_hat, 500, x_t).prev_sample,
+                               a_bar[400].sqrt() * x0_hat + keep_ddim * eps_hat, atol=2e-3, rtol=0)
+    ddpm = DDPMScheduler(num_train_timesteps=1000, clip_sample=False)
+    ddpm.set_timesteps(10)
+    z = torch.randn(x_t.shape, generator=torch.Generator().manual_seed(7))
+    step = ddpm.step(eps_hat, 500, x_t, generator=torch.Generator().manual_seed(7)).prev_sample
+    torch.testing.assert_close(step, a_bar[400].sqrt() * x0_hat + keep_ddpm * eps_hat + fresh * z, atol=2e-3, rtol=0)
+
+
+class TellMeT(torch.nn.Module):
+    """Stands in for a trained DDPM model: knows the true noise and the true timestep, and
+    predicts the noise the worse the further the t it is told is from the truth."""
+
+    def __init__(self, noise, t_true):
+        super().__init__()
+        self.noise, self.t_true = noise, t_true
+
+    def forward(self, x, t):
+        t = int(torch.as_tensor(t).flatten()[0])
+        return SimpleNamespace(sample=self.noise + abs(t - self.t_true) / 1000 * torch.ones_like(x))
+
+
+def test_conditioning_demo_changes_only_the_told_timestep(ddpm_names, capsys):
+    """The cell "conditioning": one x_t, three told timesteps; it prints each one's errors."""
+    noise = torch.randn(8, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    seen = []
+
+    class Recording(TellMeT):
+        def forward(self, x, t):
+            seen.append(x.clone())
+            return super().forward(x, t)
+
+    names = dict(ddpm_names, xb=blocks(8) * 2 - 1, noise=noise, ddpm=Recording(noise, 500),
+                 device=torch.device("cpu"))
+    run_cells(NOTEBOOK, ["conditioning"], namespace=names)
+    assert len(seen) == 3 and all(torch.equal(seen[0], s) for s in seen)  # the same x_t each time
+    errors = {int(t): float(e) for t, e in re.findall(r"told t = (\d+): MSE of the noise (\S+),", capsys.readouterr().out)}
+    assert set(errors) == {200, 500, 800} and min(errors, key=errors.get) == 500
+
+
+def test_sampler_comparison_starts_from_the_same_noise_with_equal_steps(ddpm_names, monkeypatch):
+    """DDPM and both DDIM runs start from start_x and take sampling_steps steps."""
+    monkeypatch.setenv("COURSE_QUICK", "1")
+    torch.manual_seed(0)
+    calls = []
+
+    class Zero(torch.nn.Module):
+        def forward(self, x, t):
+            calls.append(float(torch.as_tensor(t).flatten()[0]))
+            return SimpleNamespace(sample=torch.zeros_like(x))
+
+    names = dict(ddpm_names, ddpm=Zero(), device=torch.device("cpu"), samples=blocks(16),
+                 xs=[None] * 40)
+    run_cells(NOTEBOOK, ["ddpm-sampling", "ddim-sampling"], namespace=names)
+    steps = names["sampling_steps"]
+    assert len(calls) == 3 * steps and calls[:steps] == calls[steps:2 * steps] == calls[2 * steps:]
+    assert len(names["ddim_xs"]) == steps and torch.equal(names["ddim_xs"][0], names["start_x"])
+
+
+def test_no_cell_reads_a_name_that_a_later_cell_assigns(cells):
+    """Re-run safety, statically: rerunning any cell after a whole run sees the values it saw the
+    first time (names read before assignment, inside the cell, are never reassigned later)."""
+    import ast
+    import builtins
+
+    def reads_and_assigns(source):
+        assigned, reads = set(), set()
+
+        class Visitor(ast.NodeVisitor):
+            def visit_FunctionDef(self, node):  # a body runs when called: its names resolve then
+                assigned.add(node.name)
+
+            visit_ClassDef = visit_FunctionDef
+
+            def visit_Import(self, node):
+                assigned.update((a.asname or a.name).split(".")[0] for a in node.names)
+
+            visit_ImportFrom = visit_Import
+
+            def visit_Assign(self, node):
+                self.visit(node.value)
+                for target in node.targets:
+                    self.visit(target)
+
+            def visit_For(self, node):
+                self.visit(node.iter)
+                self.visit(node.target)
+                for statement in node.body + node.orelse:
+                    self.visit(statement)
+
+            def visit_comprehension(self, node):
+                self.visit(node.iter)
+                self.visit(node.target)
+                for condition in node.ifs:
+                    self.visit(condition)
+
+            def visit_ListComp(self, node):
+                for generator in node.generators:
+                    self.visit(generator)
+                self.visit(node.elt)
+
+            visit_GeneratorExp = visit_SetComp = visit_ListComp
+
+            def visit_DictComp(self, node):
+                for generator in node.generators:
+                    self.visit(generator)
+                self.visit(node.key)
+                self.visit(node.value)
+
+            def visit_Name(self, node):
+                if isinstance(node.ctx, ast.Store):
+                    assigned.add(node.id)
+                elif node.id not in assigned and not hasattr(builtins, node.id):
+                    reads.add(node.id)
+
+        Visitor().visit(ast.parse(source))
+        return reads, assigned
+
+    table = [(cell_id, *reads_and_assigns(cell.source)) for cell_id, cell in cells.items()]
+    clashes = [f"{cell_id} reads {sorted(reads & later_assigned)}, which {later_id} assigns"
+               for k, (cell_id, reads, _) in enumerate(table) for later_id, _, later_assigned in table[k + 1:]
+               if reads & later_assigned]
+    assert not clashes, clashes
+
+
+def test_each_exercise_has_its_check_cell(cells):
+    from course_utils.exercises import nb02
+
+    for k in range(1, 7):
+        source = cells[f"ex{k}-check"].source
+        assert f"cu.exercises.nb02.ex{k}.check(" in source and hasattr(nb02, f"ex{k}")

@@ -6,7 +6,7 @@
 
 The notebook cell is the one source of truth: "Diffusion Models from Scratch" defines ``corrupt``
 and ``BasicUNet`` in its cells "corrupt" and "basic-unet", where the learner reads and edits them.
-The training script, the widgets' tests and the benchmarks import them from the package, so each
+The package's tests (of the widgets and the models) import them from the package, so each
 cell is written, under a fixed header (a docstring and the imports the cell relies on), to a
 module of course_utils. Edit the cell, never the module, then run this tool;
 tests/test_lesson_code.py fails while a package copy differs from its cell.
