@@ -18,6 +18,7 @@ import torch
 from notebook_helpers import assigned, missing_phrases, prose, read_notebook, sizes_on
 
 import course_utils as cu
+from course_utils.exercises.nb02 import stand_in_digits
 from tools import figures
 from tools.notebook_code import code_cells, run_cells
 
@@ -68,15 +69,7 @@ def lesson():
     return run_cells(NOTEBOOK, ["imports", "corrupt", "basic-unet"])
 
 
-def blocks(n: int) -> torch.Tensor:
-    """``n`` digit-sized stand-ins in [0, 1]: a bright bar and a bright box on black."""
-    g = torch.Generator().manual_seed(0)
-    x = torch.zeros(n, 1, 28, 28)
-    for img in x:
-        r, c = torch.randint(4, 14, (2,), generator=g).tolist()
-        img[0, r:r + 10, c:c + 3] = 1.0
-        img[0, 4:24, 20:22] = 0.8
-    return x
+blocks = stand_in_digits  # n digit-sized stand-ins in [0, 1]: a bright bar and a bright box on black
 
 
 @pytest.fixture(scope="module")

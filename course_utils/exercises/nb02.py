@@ -24,8 +24,9 @@ def _output(result) -> torch.Tensor:
     return getattr(result, "sample", result)
 
 
-def _stand_in_digits(n: int, seed: int = 0) -> torch.Tensor:
-    """``n`` digit-sized images in [0, 1]: a bright bar and a box on black (no download needed)."""
+def stand_in_digits(n: int, seed: int = 0) -> torch.Tensor:
+    """``n`` digit-sized images in [0, 1]: a bright bar and a box on black (no download needed; the
+    checks feed them to the learner's model, and the notebook-02 tests use them as stand-in data)."""
     g = torch.Generator().manual_seed(seed)
     x = torch.zeros(n, 1, 28, 28)
     for img in x:
@@ -209,7 +210,7 @@ def _check_bigger_unet(model_class, steps: int = 25):
         _wrong(f"It has {n:,} parameters, fewer than the unit's {UNIT_PARAMETERS:,}: wider or deeper means more.",
                f"它只有 {n:,} 个参数，比原来的 {UNIT_PARAMETERS:,} 个还少：更宽或更深意味着更多参数。")
     torch.manual_seed(0)
-    x = _stand_in_digits(8)
+    x = stand_in_digits(8)
     g = torch.Generator().manual_seed(0)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     losses = []
