@@ -32,7 +32,8 @@ STATED = [
     "{cpu_params:,} parameters, about a {ratio_word} as many",
     "`{cpu_channels}`",
     "{groups} normalisation groups instead of {default_groups} (`norm_num_groups={groups}`)",
-    "so that each group still holds {channels_per_group} channels, as in the full model",
+    "so that each group holds as many channels as in the full model ({channels_per_group} in the first block, "
+    "{channels_per_group_last} in the last)",
     "the channels grow (from {gpu_first_channels} to {gpu_last_channels} in the unit's model)",
     "makes {num_epochs} passes (epochs)",
     "learning rate of {lr}",
@@ -104,12 +105,15 @@ def facts(cells):
     ns = run_cells(NOTEBOOK, ["training"], namespace=dict(ns, model=torch.nn.Linear(1, 1), train_batches=[None]),
                    replace={"num_epochs": 0})  # builds the optimizer, trains nothing
     gpu, cpu = count("butterflies"), count("butterflies-cpu")
-    norm = cu.make_unet("butterflies-cpu").down_blocks[0].resnets[0].norm1
+    cpu_unet, gpu_unet = cu.make_unet("butterflies-cpu"), cu.make_unet("butterflies")
     return dict(
         gpu_params=gpu, cpu_params=cpu, ratio_word={6: "sixth"}.get(round(gpu / cpu), f"1/{round(gpu / cpu)}"),
         cpu_channels=cu.unet_config("butterflies-cpu")["block_out_channels"],
         groups=cu.unet_config("butterflies-cpu")["norm_num_groups"],
-        channels_per_group=_same_channels_per_group(norm, cu.make_unet("butterflies").down_blocks[0].resnets[0].norm1),
+        channels_per_group=_same_channels_per_group(cpu_unet.down_blocks[0].resnets[0].norm1,
+                                                    gpu_unet.down_blocks[0].resnets[0].norm1),
+        channels_per_group_last=_same_channels_per_group(cpu_unet.down_blocks[-1].resnets[-1].norm2,
+                                                         gpu_unet.down_blocks[-1].resnets[-1].norm2),
         gpu_sample_steps=sizes[True]["sample_steps"], cpu_sample_steps=sizes[False]["sample_steps"],
         num_epochs=sizes[False]["num_epochs"], batch_size=sizes[False]["batch_size"],
         lr=scientific(ns["optimizer"].param_groups[0]["lr"]), standin=STANDIN_BUTTERFLIES,
