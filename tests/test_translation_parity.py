@@ -141,6 +141,23 @@ def test_readme_cn_links_setup_and_glossary():
     assert commands == ["make course", "make test"]
 
 
+def _spans_and_numbers(markdown):
+    """Inline code spans and numbers outside links and fenced blocks: what a translation never changes."""
+    text = re.sub(r"^```.*?^```", "", markdown, flags=re.S | re.M)
+    text = re.sub(r"\]\([^)\s]+\)", "]", text)
+    return set(re.findall(r"`([^`\n]+)`", text)), set(re.findall(r"\d[\d,.]*\d|\d", text))
+
+
+def test_readme_cn_keeps_every_code_span_and_number():
+    """A paragraph lost in a merge (README_CN kept one wrapped line of it) shows up here."""
+    en_code, en_numbers = _spans_and_numbers((ROOT / "README.md").read_text(encoding="utf-8"))
+    cn_code, cn_numbers = _spans_and_numbers((ROOT / "README_CN.md").read_text(encoding="utf-8"))
+    assert en_code <= cn_code, f"README_CN.md lacks code spans of README.md: {sorted(en_code - cn_code)}"
+    written_otherwise = {"309"}  # 309k parameters: 约 30.9 万参数
+    missing = en_numbers - cn_numbers - written_otherwise
+    assert not missing, f"README_CN.md lacks numbers of README.md: {sorted(missing)}"
+
+
 def test_glossary_is_one_table():
     text = (ROOT / "docs" / "glossary_CN.md").read_text(encoding="utf-8")
     rows = [line for line in text.splitlines() if line.startswith("|")]
