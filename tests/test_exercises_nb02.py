@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from course_utils import BasicUNet
+from course_utils.basic_unet import BasicUNet
 from course_utils.exercises import nb02
 
 pytestmark = pytest.mark.usefixtures("one_thread")
