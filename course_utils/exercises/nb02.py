@@ -175,9 +175,11 @@ def _check_mix_factors(mix_factors):
 ex3 = Exercise(
     "nb02.ex3", _check_mix_factors,
     hint=Text(en="`def mix_factors(n_steps): return [0.3] * n_steps` is a constant fraction; to use it, replace "
-                 "`mix_factor = 1 / (n_steps - i)` in your sampler by `mix_factor = factors[i]`.",
+                 "`mix_factor = 1 / (n_steps - i)` in your sampler by `mix_factor = factors[i]`, with "
+                 "`factors = mix_factors(n_steps)` before the loop.",
               zh="`def mix_factors(n_steps): return [0.3] * n_steps` 就是一个恒定的比例；使用时把采样器中的 "
-                 "`mix_factor = 1 / (n_steps - i)` 换成 `mix_factor = factors[i]`。"),
+                 "`mix_factor = 1 / (n_steps - i)` 换成 `mix_factor = factors[i]`，"
+                 "并在循环之前写 `factors = mix_factors(n_steps)`。"),
     solution=Text(en=("```python\ndef mix_factors(n_steps):\n    return [0.3] * (n_steps - 1) + [1.0]  "
                       "# constant, then all the way\n\ncu.exercises.nb02.ex3.check(mix_factors)\n```\n"
                       "Without the final 1.0, 0.7 ** n_steps of the starting noise stays in the sample."),
