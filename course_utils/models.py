@@ -17,7 +17,7 @@ __all__ = ["UNET_PRESETS", "butterflies_preset_for", "count_parameters", "make_u
 #: ``UNet2DModel`` configurations by name. "butterflies" is the unit's model; "butterflies-cpu"
 #: is the same design at a size a 2-core CPU trains in minutes; "mnist" is the from-scratch
 #: notebook's comparison model (the original unit's); "mnist-cpu" is the DDPM model that notebook
-#: trains on a CPU (one ResNet block per level, 16/32/64 channels, attention only in the middle block).
+#: trains on a CPU (one ResNet block per level down, two up, 16/32/64 channels, attention only in the middle block).
 UNET_PRESETS: dict[str, dict] = {
     "butterflies": dict(
         sample_size=32, in_channels=3, out_channels=3, layers_per_block=2,

@@ -176,9 +176,11 @@ def _check_mix_factors(mix_factors):
 ex3 = Exercise(
     "nb02.ex3", _check_mix_factors,
     hint=Text(en="`def mix_factors(n_steps): return [0.3] * n_steps` is a constant fraction; to use it, replace "
-                 "`mix_factor = 1 / (n_steps - i)` in your sampler by `mix_factor = factors[i]`.",
+                 "`mix_factor = 1 / (n_steps - i)` in your sampler by `mix_factor = factors[i]`, with "
+                 "`factors = mix_factors(n_steps)` before the loop.",
               zh="`def mix_factors(n_steps): return [0.3] * n_steps` 就是一个恒定的比例；使用时把采样器中的 "
-                 "`mix_factor = 1 / (n_steps - i)` 换成 `mix_factor = factors[i]`。"),
+                 "`mix_factor = 1 / (n_steps - i)` 换成 `mix_factor = factors[i]`，"
+                 "并在循环之前写 `factors = mix_factors(n_steps)`。"),
     solution=Text(en=("```python\ndef mix_factors(n_steps):\n    return [0.3] * (n_steps - 1) + [1.0]  "
                       "# constant, then all the way\n\ncu.exercises.nb02.ex3.check(mix_factors)\n```\n"
                       "Without the final 1.0, 0.7 ** n_steps of the starting noise stays in the sample."),
@@ -332,10 +334,10 @@ ex5 = Exercise(
     "nb02.ex5", _check_told_amount,
     hint=Text(en='Copy the training cell "training" and change two lines: the model is `cu.make_unet("mnist-cpu")`, '
                  "and it is called as `model(noisy_x, (noise_amount * 999).round().long()).sample`. Count steps "
-                 "rather than epochs: 1,000 steps are enough for the check.",
+                 "rather than epochs: 1,000 steps are a start, and the check says if it needs more.",
               zh='复制训练单元格 “training” 并改两行：模型换成 `cu.make_unet("mnist-cpu")`，调用方式改为 '
                  "`model(noisy_x, (noise_amount * 999).round().long()).sample`。按步数而不是轮数来计："
-                 "1,000 步足以通过检查。"),
+                 "1,000 步可以作为起点，检查会告诉你是否需要更多。"),
     solution=Text(en=_EX5_CODE, zh=_EX5_CODE.replace("# the amount, as a timestep", "# 把 amount 当作时间步")
                   .replace('# endless: see "ddpm-training"', '# endless 见 “ddpm-training”')),
 )
@@ -430,9 +432,11 @@ ex6 = Exercise(
     "nb02.ex6", _check_noise_predictor,
     hint=Text(en='Subclass BasicUNet and change only `forward`: call `self.act` for all but the last up layer. Train it '
                  'with the loop of "ddpm-training", replacing `ddpm(noisy, t_batch).sample` by `net6(noisy)`; '
-                 "1,000 steps of 64 images are a few minutes on a CPU.",
+                 "for example 1,000 steps of 64 images, as many as the DDPM model's on a CPU "
+                 "(the check says if it needs more).",
               zh="继承 BasicUNet，只改 `forward`：除最后一个上行层外都调用 `self.act`。用 “ddpm-training” 的循环训练它，"
-                 "把 `ddpm(noisy, t_batch).sample` 换成 `net6(noisy)`；在 CPU 上 1,000 步、每步 64 张图像只需几分钟。"),
+                 "把 `ddpm(noisy, t_batch).sample` 换成 `net6(noisy)`；例如 1,000 步、每步 64 张图像，"
+                 "与 DDPM 模型在 CPU 上的训练量相同（检查会告诉你是否需要更多）。"),
     solution=Text(en=_EX6_CODE, zh=_EX6_CODE.replace("# no SiLU after the last layer", "# 最后一层之后不用 SiLU")
                   .replace("# the DDPM model's starting noise", "# 与 DDPM 模型相同的起始噪声")),
 )
