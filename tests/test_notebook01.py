@@ -60,8 +60,6 @@ STATED = [
     "by about {gain_990} and by about {gain_999:,}",
     "An error of 0.001 in the predicted noise becomes an error of {error_999:.0f} in $\\hat x_0$ at $t = 999$",
     "($t = {lead100_first}$ with 100 steps, $t = 999$ with 1000)",
-    # notebook 02's measured samplers (docs/figures.json)
-    "({ddim_pct}% against {ddpm_pct}% of the samples",
 ]
 
 
@@ -127,7 +125,6 @@ def facts(cells):
         nb01_minutes=figures.load("notebook01_cpu")["minutes"],
         **_spacing_facts(trained, sizes[False]["sample_steps"]),
         rows=_comparison_rows(cells),
-        ddim_pct=figures.load("mnist_sample_quality")["ddim_pct"], ddpm_pct=figures.load("mnist_sample_quality")["ddpm_pct"],
         **_blow_up(trained),
     )
 
