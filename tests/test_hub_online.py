@@ -114,7 +114,7 @@ def test_a_bounded_hub_call_gives_up_says_what_to_do_and_passes_errors_on(monkey
 def train(hub, tmp_path: Path, out: Path, *extra: str, timeout: int = 240, **env) -> subprocess.CompletedProcess:
     config = tmp_path / "tiny_unet.json"
     config.write_text(json.dumps(TINY_UNET))
-    args = ["--model_config", str(config), "--resolution", "16", "--max_train_samples", "8", "--train_batch_size",
+    args = ["--model_config_name_or_path", str(config), "--resolution", "16", "--max_train_samples", "8", "--train_batch_size",
             "4", "--max_train_steps", "2", "--ddpm_num_inference_steps", "2", "--eval_batch_size", "2",
             "--report_to", "none", "--output_dir", str(out), *extra]
     return subprocess.run([sys.executable, "-m", "course_utils.train", *args], cwd=REPO, capture_output=True,
