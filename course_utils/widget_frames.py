@@ -32,6 +32,13 @@ def check_batch(x, name: str) -> torch.Tensor:
         x = x.unsqueeze(0)
     if x.ndim != 4 or x.shape[0] == 0:
         raise ValueError(f"{name} must be a batch of images shaped (N, C, H, W), got shape {tuple(x.shape)}")
+    if x.shape[1] not in (1, 3):
+        hint = " (channels last? use x.permute(0, 3, 1, 2))" if x.shape[-1] in (1, 3) else ""
+        raise ValueError(f"{name} must have 1 or 3 channels in dimension 1, (N, C, H, W), got shape "
+                         f"{tuple(x.shape)}{hint}")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name} holds NaN or infinite values: check the cell that made it (a diverged "
+                         "training run gives NaN weights and NaN images)")
     if x.shape[0] > MAX_IMAGES:
         print(f"Showing the first {MAX_IMAGES} of {x.shape[0]} images.")
         x = x[:MAX_IMAGES]
@@ -119,6 +126,9 @@ def model_view_frames(model, scheduler, x0: torch.Tensor, noise: torch.Tensor, t
             x_t = scheduler.add_noise(x0.repeat(len(ts) // n, 1, 1, 1), noise.repeat(len(ts) // n, 1, 1, 1), ts)
             output = model(x_t.to(device), ts.to(device))
             output = getattr(output, "sample", output).float().cpu()
+            if not torch.isfinite(output).all():
+                raise ValueError("the model's output holds NaN or infinite values: its weights are probably "
+                                 "NaN after a diverged training run; retrain with a smaller learning rate")
             eps, pred_x0 = split_prediction(output, x_t, alphas[ts], prediction_type)
             k = len(ts) // n
             out["x_t"][start:start + k] = to_uint8(x_t, (-1.0, 1.0)).view(k, *x0.shape)

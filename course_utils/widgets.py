@@ -122,6 +122,15 @@ def schedule_explorer(x0: torch.Tensor, num_train_timesteps: int = 1000, seed: i
     return _ScheduleExplorer(x0, _fixed_noise(x0, seed), int(num_train_timesteps))
 
 
+def model_device(model) -> torch.device:
+    """The device of ``model``'s weights; a model without any needs ``device=`` said explicitly."""
+    weight = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
+    if weight is None:
+        raise ValueError(f"cannot tell which device {type(model).__name__} runs on (it has no parameters): "
+                         "pass device=, e.g. device=\"cpu\"")
+    return weight.device
+
+
 def corruption_widget(corrupt, model, x: torch.Tensor, device=None, seed: int = 0, num_frames: int = 21) -> FrameWidget:
     """A slider over ``amount`` in [0, 1]: ``corrupt(x, amount)`` (same noise for every amount) and
     the model's prediction side by side. ``corrupt`` is the learner's own function (called as
@@ -138,7 +147,7 @@ def corruption_widget(corrupt, model, x: torch.Tensor, device=None, seed: int = 
                          "from-scratch notebook's BasicUNet is trained on; for [-1, 1] use (x + 1) / 2.")
     if int(num_frames) < 2:
         raise ValueError(f"num_frames must be at least 2, got {num_frames}")
-    device = device if device is not None else next(model.parameters()).device
+    device = device if device is not None else model_device(model)
     amounts = torch.linspace(0, 1, int(num_frames)).tolist()
     frames = corruption_frames(model, x, amounts, corrupt, device, seed)
     return FrameWidget({"corrupt(x, amount)": frames["noisy"], "model(x)": frames["pred"]},
@@ -155,7 +164,7 @@ def model_view_widget(model, scheduler, x0: torch.Tensor, device=None, seed: int
     """
     x0 = _signed_images(x0, "x0")
     total = scheduler.config.num_train_timesteps
-    device = torch.device(device if device is not None else next(model.parameters()).device)
+    device = torch.device(device if device is not None else model_device(model))
     if num_frames is None:  # a CPU runs the unit's model ~30x slower than a GPU: fewer frames there
         num_frames = pick(full=100 if device.type == "cuda" else 50, quick=10)
     num_frames = min(total, int(num_frames))

@@ -41,6 +41,7 @@ import shutil
 import subprocess
 import sys
 import time
+from html import escape as escape_html
 from pathlib import Path
 
 import nbformat
@@ -371,6 +372,11 @@ REDIRECT = """<!DOCTYPE html>
 """
 
 
+def redirect_page(readme: str) -> str:
+    """The site's root page: the README's title (escaped: it is text, never markup) and a redirect."""
+    return REDIRECT.format(title=escape_html(title_of(readme)))
+
+
 def site_sizes(html: Path) -> dict:
     files = [p for p in html.rglob("*") if p.is_file()]
     pages = [p for p in files if p.suffix == ".html"]
@@ -427,7 +433,7 @@ def build(out: Path = DEFAULT_OUT, quick: bool | None = None, use_cache: bool = 
         for notebook, _ in pages[lang].values():  # the clean, committed notebook is what a reader downloads
             shutil.copy2(ROOT / notebook, html / lang / "notebooks" / Path(notebook).name)
         print(f"  {lang}: rendered in {rendered[lang]:.1f} s", flush=True)
-    (html / "index.html").write_text(REDIRECT.format(title=title_of((ROOT / READMES["en"]).read_text())), encoding="utf-8")
+    (html / "index.html").write_text(redirect_page((ROOT / READMES["en"]).read_text()), encoding="utf-8")
     (html / ".nojekyll").write_text("")
     figures = {"mode": "quick" if quick else "full", "device": device,
                "execute_s": executed, "render_s": rendered, "render_wall_s": render_wall, "total_s": time.perf_counter() - start,

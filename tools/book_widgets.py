@@ -91,7 +91,7 @@ def book_html(widget: FrameWidget, budget: int = BUDGET) -> str:
             + (f"; {', '.join(controls)} need a running notebook and stay at the values shown" if controls else "")
             + ". Run the notebook for the live widget.")
     name = html.escape(widget.slider.description or "frame")
-    payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/").replace("<!--", "<\\u0021--")
     return (
         f'<div class="cu-slider" data-frames="{len(indices)}" data-total="{widget.n_frames}" data-frame="0">'
         f'<div class="cu-slider-note" style="font-size:0.85em;color:#555">{html.escape(note)}</div>'
