@@ -84,7 +84,11 @@ def test_loaders_and_a_pretrained_pipeline_come_from_the_hub(hub, tmp_path):
 
 
 def test_hub_reachable_answers_the_stand_in_and_gives_up_on_a_stalled_one(hub, stall, monkeypatch):
+    import huggingface_hub.constants
+
     monkeypatch.delenv("HF_HUB_OFFLINE")
+    # huggingface_hub read HF_HUB_OFFLINE when it was imported (CI exports HF_HUB_OFFLINE=1): online again
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setenv("HF_ENDPOINT", hub.url)
     assert data_sources.hub_reachable.__wrapped__(timeout=3.0)
     stall("HEAD /")
