@@ -1,4 +1,4 @@
-"""Probes D28, D29 and D31 of the reliability review: the site's pages and the widgets given bad input.
+"""Probes D28, D29, D31 and D37 (the tools' usage lines) of the reliability review: the site's pages and the widgets given bad input.
 
 Each test reproduces the probe: a README title that closes <title> and opens a script (D28), a slider
 caption that opens an HTML comment inside the script payload (D29), and widgets given NaN images,
@@ -6,6 +6,9 @@ channel-last images, a model without weights or a model that outputs NaN (D31).
 """
 import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -66,3 +69,11 @@ def test_d31_a_model_without_weights_asks_for_the_device():
 def test_d31_a_model_that_outputs_nan_is_named_not_drawn_black():
     with pytest.raises(ValueError, match="NaN"):
         cu.model_view_widget(NaNOut(), DDPMScheduler(num_train_timesteps=100), torch.rand(2, 1, 8, 8) * 2 - 1, num_frames=2)
+
+
+@pytest.mark.parametrize("tool", ["book", "cn_sync", "export_lesson_code", "readme_figures"])
+def test_d37_a_tool_s_usage_says_how_to_run_it(tool):
+    """`usage: book.py` told nobody how to run the tool; each says `python -m tools.NAME`."""
+    result = subprocess.run([sys.executable, "-m", f"tools.{tool}", "--help"], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parents[1], timeout=120)
+    assert result.returncode == 0 and result.stdout.startswith(f"usage: python -m tools.{tool} ")

@@ -447,7 +447,7 @@ def build(out: Path = DEFAULT_OUT, quick: bool | None = None, use_cache: bool = 
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="python -m tools.book", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="build folder (default: build/book)")
     mode = parser.add_mutually_exclusive_group()

@@ -517,7 +517,7 @@ def _write(nb, path: Path) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.cn_sync", description=__doc__.split("\n\n")[0])
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--check", action="store_true", help="list what needs attention, change nothing; exit 1 if anything")
     mode.add_argument("--show", action="store_true", help="print the English old/new text of stale cells")

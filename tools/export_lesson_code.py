@@ -80,7 +80,7 @@ def stale(root: Path = ROOT, exports=EXPORTS) -> list[Export]:
 
 
 def main(argv=None, root: Path = ROOT) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.export_lesson_code", description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only report stale package copies (exit 1 if any)")
     args = parser.parse_args(argv)
     todo = stale(root)

@@ -183,7 +183,7 @@ def main(argv=None) -> int:
     from course_utils import load_butterflies
     from course_utils.settings import is_quick
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.readme_figures", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None,
                         help="folder for the PNGs (default: docs/ at full size; a temporary folder in quick mode)")
     parser.add_argument("--work", type=Path, default=None, help="folder for the training run (default: a temporary folder)")
