@@ -6,7 +6,7 @@ VENV   ?= .venv
 TORCH  ?= torch
 BIN     = $(VENV)/bin
 
-.PHONY: help setup course test lint benchmark benchmark-long book cn-status lesson-code clean
+.PHONY: help setup course test nbmake lint benchmark benchmark-long book cn-status lesson-code clean
 
 help:                       ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:[^#]*## /\t/' | expand -t 16
@@ -26,6 +26,9 @@ course: setup               ## open the course in JupyterLab (works offline on t
 
 test: setup                 ## the whole test suite, notebooks included, in quick mode
 	COURSE_QUICK=$${COURSE_QUICK-1} $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+nbmake: setup               ## all four notebooks (the Chinese twins too) under nbmake, in quick mode
+	COURSE_QUICK=$${COURSE_QUICK-1} $(BIN)/python -m pytest --nbmake --nbmake-timeout=900 notebooks/
 
 lint: setup                 ## ruff: pyflakes, pycodestyle and import order, notebooks included
 	$(BIN)/ruff check .

@@ -18,7 +18,7 @@ what the notebooks use (``__all__``); everything else is imported from its modul
 - ``live_output``: run a command with its output streamed into the cell (``run_live``)
 - ``standin_datasets``: the offline butterflies as a ``datasets.Dataset`` of JPEGs, like the Hub's
 - ``exercises``: checks, hints and solutions for the notebooks' exercises (``cu.exercises.nb02.ex6``)
-- ``hub_timeouts``: Hub calls bounded in time (the training script's ``--push_to_hub``)
+- ``hub_timeouts``: Hub calls bounded in time (``hub_call``; the training script's ``--push_to_hub``)
 - ``train/`` (``loop``, ``args``, ``outputs``, ``checkpoints``): the training script,
   ``python -m course_utils.train`` or ``accelerate launch -m course_utils.train``
 """
@@ -26,6 +26,7 @@ from . import exercises
 from .batches import BatchIterator
 from .data_sources import hub_reachable, load_butterflies, load_mnist
 from .diagrams import draw_basic_unet, draw_unet
+from .hub_timeouts import hub_call
 from .live_output import run_live
 from .models import butterflies_preset_for, count_parameters, make_unet, unet_config
 from .plotting import image_grid, plot_losses, plot_panels, plot_schedule, show_images, show_source
@@ -42,7 +43,7 @@ from .widgets import (
 __all__ = [
     "exercises",
     "get_device", "is_quick", "pick", "seed_everything",
-    "hub_reachable", "load_butterflies", "load_mnist", "BatchIterator",
+    "hub_reachable", "hub_call", "load_butterflies", "load_mnist", "BatchIterator",
     "butterflies_preset_for", "count_parameters", "make_unet", "unet_config",
     "image_grid", "plot_losses", "plot_panels", "plot_schedule", "show_images", "show_source",
     "draw_basic_unet", "draw_unet",

@@ -65,3 +65,20 @@ def bounded(what: str, call: Callable, seconds: float, advice: str):
 
 def _endpoint() -> str:
     return settings.hub_endpoint()
+
+
+def hub_call(function: Callable, *args, **kwargs):
+    """``function(*args, **kwargs)`` (a ``huggingface_hub`` call such as ``create_repo`` or ``upload_folder``),
+    given up after ``hub_timeout()`` seconds, plus the upload time of ``folder_path``'s files when it has one.
+
+    For the notebooks' own Hub calls: the learner still sees which ``huggingface_hub`` function runs,
+    and a Hub that never answers ends the cell with one line that says what to do.
+    """
+    name = getattr(function, "__name__", "the Hub call")
+    seconds = hub_timeout()
+    folder = kwargs.get("folder_path")
+    if folder is not None:
+        seconds = upload_timeout(p for p in Path(folder).rglob("*") if p.is_file())
+    advice = ("Your files stay where they are: run the cell again later, or set COURSE_HUB_TIMEOUT "
+              "(seconds) to wait longer on a slow connection.")
+    return bounded(name, lambda: function(*args, **kwargs), seconds, advice)

@@ -3,7 +3,9 @@ and a static check of what would break on a set-up CI never sees.
 
 - Static: no ``torch_dtype=`` (diffusers 0.42 deprecates it for ``dtype=``), and every import of a
   package the course does not install (transformers, for Stable Diffusion) is guarded, so a
-  learner without it reads one line saying what to install instead of a traceback.
+  learner without it reads one line saying what to install instead of a traceback. Every call that
+  writes to the Hub (``create_repo``, ``upload_folder``, ``upload_file``) goes through ``cu.hub_call``
+  or ``hub_timeouts.bounded``: huggingface_hub's client has no timeout, a stalled Hub would hang the cell.
 - DreamBooth (notebook 01, cell ``dreambooth``): forced onto its GPU-and-Hub branch without
   transformers installed, the cell says in one line what to install.
 - The unit's GPU preset runs on the CPU, and a half-precision DDPMPipeline samples.
@@ -32,6 +34,9 @@ INSTALLED = {"torch", "diffusers", "datasets", "huggingface_hub", "accelerate", 
              "ipywidgets", "tqdm", "PIL", "numpy", "mlxtend", "IPython", "course_utils"}
 #: diffusers names that need a package the course does not install.
 NEEDS_TRANSFORMERS = ("StableDiffusion", "Text", "CLIP")
+#: huggingface_hub calls that write to the Hub, and the wrappers that bound them in time (course_utils.hub_timeouts).
+HUB_WRITES = ("create_repo", "upload_folder", "upload_file")
+BOUNDING = ("hub_call", "bounded")
 #: Cells that break the static rules on main today, by (file, cell id): helper 20 fixes notebook 01's DreamBooth cell.
 KNOWN: set = set()  # (notebook, cell id) of known rule breaks: none
 
@@ -71,6 +76,13 @@ def rule_breaks(code: str) -> list[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.keyword) and node.arg == "torch_dtype":
             breaks.append(f"line {node.value.lineno}: torch_dtype= (diffusers 0.42 wants dtype=)")
+        if isinstance(node, ast.Call) and ast.unparse(node.func).split(".")[-1] in HUB_WRITES:
+            wrapper, bounded = parents.get(node), False
+            while wrapper is not None and not bounded:
+                bounded = isinstance(wrapper, ast.Call) and ast.unparse(wrapper.func).split(".")[-1] in BOUNDING
+                wrapper = parents.get(wrapper)
+            if not bounded:
+                breaks.append(f"line {node.lineno}: {ast.unparse(node.func)}(...) not bounded in time (cu.hub_call)")
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             if isinstance(node, ast.ImportFrom) and node.level:
                 continue  # the package's own modules
@@ -93,6 +105,10 @@ def test_rule_breaks_finds_what_it_should():
     assert not rule_breaks("if importlib.util.find_spec('transformers') is None:\n    print('pip install transformers')\n"
                            "else:\n    from diffusers import StableDiffusionPipeline\n")
     assert not rule_breaks("import os, json\nfrom diffusers import DDPMPipeline\nfrom . import x\n")
+    assert rule_breaks("create_repo('me/x', exist_ok=True)\n")
+    assert rule_breaks("huggingface_hub.upload_folder(repo_id='me/x', folder_path='p')\n")
+    assert not rule_breaks("cu.hub_call(create_repo, 'me/x', exist_ok=True)\n")
+    assert not rule_breaks("bounded('Uploading', lambda: upload_folder(repo_id='me/x', folder_path='p'), 60, '')\n")
 
 
 @pytest.mark.parametrize("where, cell_id, code", sources(), ids=lambda v: v if isinstance(v, str) and len(v) < 60 else "")

@@ -187,6 +187,43 @@ def test_a_stalled_upload_is_bounded_and_says_how_to_upload_later(hub, stall, ph
     assert "a folder of your own images" in card and "alice-private-photos" not in card and str(photos) not in card
 
 
+NOTEBOOK_PUSH = """
+import sys, time, course_utils as cu
+from pathlib import Path
+from huggingface_hub import create_repo, upload_folder
+Path("my-pipeline").mkdir()
+Path("my-pipeline", "README.md").write_text("a model card")
+repo_id = sys.argv[1]
+for call, args, kwargs in [(create_repo, (repo_id,), dict(exist_ok=True)),
+                           (upload_folder, (), dict(repo_id=repo_id, folder_path="my-pipeline"))]:
+    started = time.perf_counter()
+    try:
+        cu.hub_call(call, *args, **kwargs)
+        print("ANSWERED", call.__name__)
+    except cu.hub_timeouts.HubTimeout as error:
+        print(f"GAVE UP after {time.perf_counter() - started:.0f} s:", error)
+"""
+
+
+@pytest.mark.parametrize("stalled", ["POST /api/repos/create", "POST /api/models/"], ids=["create", "upload"])
+def test_notebook_01_s_hub_calls_give_up_on_a_stalled_hub(hub, stall, tmp_path, stalled):
+    """Notebook 01's share cell: ``create_repo`` and ``upload_folder`` through ``cu.hub_call`` end in one
+    line that says what to do when the Hub stops answering (before: the cell never ended)."""
+    repo_id = f"{USER}/share-{stalled.split('/')[-2]}"
+    hub.add("models", repo_id)  # exists: the call that is not stalled answers
+    stall(stalled)
+    env = hub_env(hub, tmp_path, COURSE_HUB_TIMEOUT="2")
+    result = subprocess.run([sys.executable, "-c", NOTEBOOK_PUSH, repo_id], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.strip().splitlines()
+    gave_up = [line for line in lines if line.startswith("GAVE UP")]
+    assert len(lines) == 2 and len(gave_up) == 1, lines
+    name = "create_repo" if "create" in stalled else "upload_folder"
+    assert f"{name}: the Hub ({hub.url}) did not answer within" in gave_up[0] and "COURSE_HUB_TIMEOUT" in gave_up[0]
+    assert int(gave_up[0].split()[3]) <= 5  # 2 s (create) or 2 s plus the folder's few bytes at 100 kB/s
+
+
 # --------------------------------------------------------------------------- the book build (D36)
 def test_the_book_build_never_talks_to_the_hub(hub, tmp_path, monkeypatch):
     """D36: with a token and a reachable Hub, a docs build must not create a repository or upload."""

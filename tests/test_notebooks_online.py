@@ -1,7 +1,7 @@
 """Both English notebooks run online (against the Hub stand-in, tests/hub_stand_in.py) in quick mode, then
 every code cell runs a second time, in order, in the same kernel.
 
-One kernel per notebook does four jobs, so the notebooks run once each here (nbmake runs them
+One kernel per notebook does four jobs, so the notebooks run once each here (test_notebooks_run.py runs them
 offline elsewhere):
 
 1. The online branches execute: notebook 01 downloads the pretrained pipeline, streams four
@@ -32,13 +32,10 @@ from tools.notebook_code import NOTEBOOKS
 #: notebooks' authors fix them (issues 19 and 20); until then the tests say which cell it is.
 KNOWN_RERUN_FAILURES: dict[str, str] = {}
 KNOWN_FIGURE_CHANGES: dict[str, str] = {}
-#: Cells that fail when run again after the cells below them, found by this test on main (11/2026):
-#: notebook 01 "shape" reads the global ``timesteps``, which the training loop leaves holding its last
-#: batch's 16 timesteps, not the 8 of "add-noise" (issue 20); notebook 02 "objective" and "samplers" read
-#: the global ``noise``, which the DDPM training leaves holding its last batch (reviews/notebook02.md c1,
-#: issue 19).
-KNOWN_SCROLL_BACK_FAILURES: dict[str, set] = {"01_introduction_to_diffusers.ipynb": {"shape"},
-                                              "02_diffusion_models_from_scratch.ipynb": {"objective", "samplers"}}
+#: Cells that fail when run again after the cells below them, by notebook: none. (Found by this test in
+#: 11/2026 and fixed: notebook 01 "shape" read the ``timesteps`` that the training loop overwrites, notebook
+#: 02 "objective" and "samplers" the ``noise`` of the DDPM training.)
+KNOWN_SCROLL_BACK_FAILURES: dict[str, set] = {}
 QUICK_CELL_SHARE = 0.05  # the scroll-back pass re-runs the cells that took less than 5% of the run
 
 
