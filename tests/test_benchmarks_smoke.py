@@ -88,6 +88,6 @@ def test_sample_quality_distance_and_not_a_digit_check():
     blobs[:, :, 8:20, 8:20] = torch.rand(300, 1, 1, 1, generator=g)  # one kind of image: a grey square
     judge = quality.Judge(classifier, blobs[:200], blobs[200:])
     same, noise = judge.score(blobs[200:]), judge.score(torch.rand(50, 1, 28, 28, generator=g))
-    assert same["not_a_digit"] <= 0.1 and noise["not_a_digit"] == 1.0 and noise["kid_x1000"] > same["kid_x1000"]
+    assert same["not_a_digit"] <= 0.1 and noise["not_a_digit"] == 1.0 and noise["kid"] > same["kid"]
     pairs = quality.overlaid_pairs(blobs, torch.arange(300) % 10, 4)
     assert pairs.shape == (4, 1, 28, 28)

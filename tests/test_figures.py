@@ -18,8 +18,15 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Every measured figure README.md states, as a phrase with ``{section[key]}`` fields.
 README = [
     "| ~{notebook01_cpu[minutes]} min |",
+    "| {mnist_sample_quality[minutes]} min, {mnist_sample_quality[training_minutes]} of them in the two training loops",
+    "real digits {mnist_sample_quality[real_kid]}, uniform noise {mnist_sample_quality[noise_kid]}, two real digits "
+    "overlaid {mnist_sample_quality[overlaid_kid]}; BasicUNet (40 steps) {mnist_sample_quality[basic_kid]}; the DDPM "
+    "model with our DDPM step {mnist_sample_quality[ddpm_kid]}, with DDIM's defaults {mnist_sample_quality[ddim_kid]}, "
+    "DDIM with `use_clipped_model_output=True` {mnist_sample_quality[ddim_clipped_kid]}, DDIM with `eta=1` "
+    "{mnist_sample_quality[ddim_eta1_kid]}",
+    "(the two trainings alone take {mnist_sample_quality[training_minutes]} min)",
     # notebook 02's picture: the previous benchmark's run (its confidence measure)
-    "({mnist_sample_quality[basic_pct]}% of them classified with confidence)",
+    "({readme_digits[basic_pct]}% of them classified with confidence)",
 ]
 
 

@@ -47,7 +47,22 @@ STATED = [
     "the scheduler's subset of {ddpm_cpu_sampling_steps}",
     "for example for {ex5_steps:,} steps of 32 images",
     "for example for {ex6_steps:,} steps of 64 images",
-    # measured figures (docs/figures.json, "mnist_sample_quality"): none stated yet, see the README
+    # measured figures (docs/figures.json, "mnist_sample_quality")
+    "the whole notebook took {minutes:.0f} minutes on an otherwise idle 2-core CPU, {training_minutes:.0f} of them in its "
+    "two training loops",
+    "BasicUNet's samples scored a KID of {basic_kid}. For scale: other real digits scored {real_kid} (0 up to the "
+    "estimate's noise), two real digits overlaid on each other {overlaid_kid}, and uniform noise {noise_kid}.",
+    "only {basic_not_digit_pct}% of BasicUNet's samples lie farther from every real digit",
+    "at least 90% sure of the class of only {basic_confident_pct}% of them",
+    "{ddpm_cpu_sampling_steps} steps each, by their KID to real digits (lower is closer: real digits {real_kid}, "
+    "uniform noise {noise_kid}). Our DDPM step scored {ddpm_kid}, DDIM with the defaults {ddim_kid}, and DDIM with "
+    "`use_clipped_model_output=True` {ddim_clipped_kid}.",
+    "(`clip_sample=False`), {ddim_noclip_kid}:",
+    "(`eta=1`), {ddim_eta1_kid}, close to DDPM's step",
+    "instead of 990, {ddim_trailing_kid}: no change",
+    "with {half_sampling_steps} steps our DDPM step scored {ddpm_half_kid} and the consistent DDIM step "
+    "{ddim_clipped_half_kid}",
+    "`BasicUNet`'s samples scored {basic_kid}, farther from real digits than any sampler of the DDPM model",
 ]
 
 
@@ -136,12 +151,24 @@ def facts(cells, lesson, ddpm_names):
         ex5_steps=int(re.search(r"range\((\d+)\)", nb02.ex5.solution().en).group(1)),
         ex6_steps=int(re.search(r"range\((\d+)\)", nb02.ex6.solution().en).group(1)),
         ddpm_cpu_sampling_steps=len(ddpm["step_scheduler"].timesteps),
+        half_sampling_steps=len(ddpm["step_scheduler"].timesteps) // 2,  # the benchmark's "half the steps" runs
         **figures.load("mnist_sample_quality"),
     )
 
 
 def test_the_prose_states_the_numbers_the_code_computes(facts):
     assert not missing_phrases(prose(read_notebook(NOTEBOOK)), STATED, facts), "reword the row of STATED, or correct the prose"
+
+
+def test_the_measured_comparisons_the_prose_draws_hold(facts):
+    """What the prose concludes from the benchmark's KIDs (docs/figures.json), checked on the figures."""
+    kid = {k[:-4]: v for k, v in facts.items() if k.endswith("_kid")}
+    assert abs(kid["real"]) < 0.01 * kid["noise"]  # "0 up to the estimate's noise"
+    assert kid["basic"] > max(v for k, v in kid.items() if k.startswith(("ddpm", "ddim")))  # "farther than any sampler"
+    assert kid["ddim"] > kid["ddim_noclip"] > kid["ddim_clipped"]  # clipping with the unclipped noise: worse than no clip
+    assert abs(kid["ddim_eta1"] - kid["ddpm"]) < abs(kid["ddim_clipped"] - kid["ddpm"])  # eta=1 "close to DDPM's step"
+    assert abs(kid["ddim_trailing"] - kid["ddim"]) < 0.05 * kid["ddim"]  # trailing: "no change"
+    assert kid["ddpm_half"] <= 1.05 * kid["ddpm"] and kid["ddim_clipped_half"] <= 1.05 * kid["ddim_clipped"]  # "did not hurt"
 
 
 def test_the_offline_run_takes_about_as_many_steps_as_the_hub_run(facts):
