@@ -162,7 +162,8 @@ def main(argv=None) -> int:
     print(f"{verdict}: full-size CPU run in {wall / 60:.1f} min (target {TARGET_MINUTES} min; the README states about "
           f"{minutes} min; a busy machine makes it slower)")
     if args.record:
-        figures.record(SECTION, args.record, minutes=round(wall / 60))
+        training = next((cell_seconds(c) for c in nb.cells if c.get("id") == "training"), None) or 0
+        figures.record(SECTION, args.record, minutes=round(wall / 60), training_minutes=round(training / 60))
         if measured.startswith("MEASURED "):
             figures.record(VIEWS_SECTION, args.record, **view_figures(json.loads(measured[len("MEASURED "):])))
         print(f"Recorded in {figures.PATH}; tests/test_figures.py says which sentences no longer match")

@@ -45,6 +45,9 @@ STATED = [
     "by $t = 500$, $\\sqrt{{\\bar\\alpha_t}}$ is already below {alpha_bar_500}",
     "warms up over the first {warmup} steps",
     "the whole notebook took about {nb01_minutes} minutes in one measured run",  # docs/figures.json
+    "on an otherwise idle 2-core CPU, {nb01_training_minutes} of them in this cell",
+    "{outside_pct_500}% of the values of $\\hat x_0$ lay outside [-1, 1] at $t = 500$, {outside_pct_950}% at $t = 950$ "
+    "and {outside_pct_999}% at $t = 999$, the largest at {max_abs_999:,}",
     # the schedule exercise states what its check asks
     "($\\sqrt{{\\bar\\alpha_t}} \\ge {signal_500}$) up to $t = 500$",
     "($\\sqrt{{\\bar\\alpha_{{999}}}} \\le {signal_end}$)",
@@ -123,6 +126,8 @@ def facts(cells):
         gpu_last_channels=cu.unet_config("butterflies")["block_out_channels"][-1],
         signal_500=nb01.SIGNAL_AT_500, signal_end=nb01.SIGNAL_AT_END,
         nb01_minutes=figures.load("notebook01_cpu")["minutes"],
+        nb01_training_minutes=figures.load("notebook01_cpu")["training_minutes"],
+        **{k: v for k, v in figures.load("notebook01_views").items() if k != "run"},
         **_spacing_facts(trained, sizes[False]["sample_steps"]),
         rows=_comparison_rows(cells),
         **_blow_up(trained),
