@@ -3,8 +3,9 @@ and a static check of what would break on a set-up CI never sees.
 
 - Static: no ``torch_dtype=`` (diffusers 0.42 deprecates it for ``dtype=``), and every import of a
   package the course does not install (transformers, for Stable Diffusion) is guarded, so a
-  learner without it reads one line saying what to install instead of a traceback. Every call that
-  writes to the Hub (``create_repo``, ``upload_folder``, ``upload_file``) goes through ``cu.hub_call``
+  learner without it reads one line saying what to install instead of a traceback. Every Hub call the
+  notebooks make to write or to ask who the user is (``create_repo``, ``upload_folder``, ``upload_file``,
+  ``get_full_repo_name``, ``whoami``) goes through ``cu.hub_call``
   or ``hub_timeouts.bounded``: huggingface_hub's client has no timeout, a stalled Hub would hang the cell.
 - DreamBooth (notebook 01, cell ``dreambooth``): forced onto its GPU-and-Hub branch without
   transformers installed, the cell says in one line what to install.
@@ -34,8 +35,9 @@ INSTALLED = {"torch", "diffusers", "datasets", "huggingface_hub", "accelerate", 
              "ipywidgets", "tqdm", "PIL", "numpy", "mlxtend", "IPython", "course_utils"}
 #: diffusers names that need a package the course does not install.
 NEEDS_TRANSFORMERS = ("StableDiffusion", "Text", "CLIP")
-#: huggingface_hub calls that write to the Hub, and the wrappers that bound them in time (course_utils.hub_timeouts).
-HUB_WRITES = ("create_repo", "upload_folder", "upload_file")
+#: huggingface_hub calls that write to the Hub or ask it who the user is, and the wrappers that bound them in
+#: time (course_utils.hub_timeouts). Downloads are bounded by huggingface_hub itself (HF_HUB_DOWNLOAD_TIMEOUT).
+HUB_WRITES = ("create_repo", "upload_folder", "upload_file", "get_full_repo_name", "whoami")
 BOUNDING = ("hub_call", "bounded")
 #: Cells that break the static rules on main today, by (file, cell id): helper 20 fixes notebook 01's DreamBooth cell.
 KNOWN: set = set()  # (notebook, cell id) of known rule breaks: none
@@ -108,6 +110,7 @@ def test_rule_breaks_finds_what_it_should():
     assert rule_breaks("create_repo('me/x', exist_ok=True)\n")
     assert rule_breaks("huggingface_hub.upload_folder(repo_id='me/x', folder_path='p')\n")
     assert not rule_breaks("cu.hub_call(create_repo, 'me/x', exist_ok=True)\n")
+    assert rule_breaks("name = get_full_repo_name('model')\n")
     assert not rule_breaks("bounded('Uploading', lambda: upload_folder(repo_id='me/x', folder_path='p'), 60, '')\n")
 
 

@@ -190,11 +190,11 @@ def test_a_stalled_upload_is_bounded_and_says_how_to_upload_later(hub, stall, ph
 NOTEBOOK_PUSH = """
 import sys, time, course_utils as cu
 from pathlib import Path
-from huggingface_hub import create_repo, upload_folder
+from huggingface_hub import create_repo, get_full_repo_name, upload_folder
 Path("my-pipeline").mkdir()
 Path("my-pipeline", "README.md").write_text("a model card")
 repo_id = sys.argv[1]
-for call, args, kwargs in [(create_repo, (repo_id,), dict(exist_ok=True)),
+for call, args, kwargs in [(get_full_repo_name, ("model-name",), {}), (create_repo, (repo_id,), dict(exist_ok=True)),
                            (upload_folder, (), dict(repo_id=repo_id, folder_path="my-pipeline"))]:
     started = time.perf_counter()
     try:
@@ -205,11 +205,12 @@ for call, args, kwargs in [(create_repo, (repo_id,), dict(exist_ok=True)),
 """
 
 
-@pytest.mark.parametrize("stalled", ["POST /api/repos/create", "POST /api/models/"], ids=["create", "upload"])
+@pytest.mark.parametrize("stalled", ["GET /api/whoami-v2", "POST /api/repos/create", "POST /api/models/"],
+                         ids=["who-am-i", "create", "upload"])
 def test_notebook_01_s_hub_calls_give_up_on_a_stalled_hub(hub, stall, tmp_path, stalled):
-    """Notebook 01's share cell: ``create_repo`` and ``upload_folder`` through ``cu.hub_call`` end in one
+    """Notebook 01's share cell: ``get_full_repo_name``, ``create_repo`` and ``upload_folder`` through ``cu.hub_call`` end in one
     line that says what to do when the Hub stops answering (before: the cell never ended)."""
-    repo_id = f"{USER}/share-{stalled.split('/')[-2]}"
+    repo_id = f"{USER}/share-{stalled.split('/')[2]}"
     hub.add("models", repo_id)  # exists: the call that is not stalled answers
     stall(stalled)
     env = hub_env(hub, tmp_path, COURSE_HUB_TIMEOUT="2")
@@ -218,8 +219,8 @@ def test_notebook_01_s_hub_calls_give_up_on_a_stalled_hub(hub, stall, tmp_path, 
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.strip().splitlines()
     gave_up = [line for line in lines if line.startswith("GAVE UP")]
-    assert len(lines) == 2 and len(gave_up) == 1, lines
-    name = "create_repo" if "create" in stalled else "upload_folder"
+    assert len(lines) == 3 and len(gave_up) == 1, lines
+    name = {"who": "get_full_repo_name", "rep": "create_repo", "mod": "upload_folder"}[stalled.split("/")[2][:3]]
     assert f"{name}: the Hub ({hub.url}) did not answer within" in gave_up[0] and "COURSE_HUB_TIMEOUT" in gave_up[0]
     assert int(gave_up[0].split()[3]) <= 5  # 2 s (create) or 2 s plus the folder's few bytes at 100 kB/s
 

@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
@@ -57,8 +58,15 @@ def run_script(args: list[str], tmp_root: Path, launcher: list[str] | None = Non
     (this module's) run it with test-only faults or logs."""
     module = ["-m", "tests.train_harness", *harness, "--"] if harness else ["-m", "course_utils.train"]
     command = (launcher or [sys.executable]) + [*module, *args]
-    return subprocess.run(command, cwd=REPO, env=script_env(tmp_root, **env), capture_output=True, text=True,
-                          timeout=timeout)
+    # The output goes to files, not pipes: reading a pipe to its end waits for every process that holds
+    # it, and a launcher's helper process that outlives the run (torchrun's workers, a resource tracker)
+    # once kept a finished run "running" until the timeout.
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        done = subprocess.run(command, cwd=REPO, env=script_env(tmp_root, **env), stdout=out, stderr=err, text=True,
+                              timeout=timeout)
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(command, done.returncode, out.read(), err.read())
 
 
 # --- Test-only faults and logs ----------------------------------------------------------------------
