@@ -14,9 +14,12 @@ help:                       ## list the targets
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 
+# torch first, with pip (TORCH picks the build); the rest with uv, which resolves and installs in seconds
+# what pip takes minutes for, and keeps the torch already there. pip does it all if uv cannot be had.
 $(VENV)/.installed: $(BIN)/activate pyproject.toml
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install "$(TORCH)"
-	$(BIN)/pip install -e ".[dev,book]"
+	($(BIN)/pip install -q uv && $(BIN)/uv pip install --python $(BIN)/python -e ".[dev,book]") \
+		|| $(BIN)/pip install -e ".[dev,book]"
 	touch $@
 
 setup: $(VENV)/.installed   ## create .venv with torch, course_utils and the dev tools
@@ -24,8 +27,12 @@ setup: $(VENV)/.installed   ## create .venv with torch, course_utils and the dev
 course: setup               ## open the course in JupyterLab (works offline on the embedded data)
 	$(BIN)/jupyter lab notebooks/
 
+# One pytest worker per core, each test file on one worker (a file's tests share their fixtures: the
+# book's one execution of each notebook, the local Hub), one torch thread per worker (tiny models).
+PYTEST_ARGS ?= -n auto --dist loadfile
+
 test: setup                 ## the whole test suite, notebooks included, in quick mode
-	COURSE_QUICK=$${COURSE_QUICK-1} $(BIN)/python -m pytest $(PYTEST_ARGS)
+	COURSE_QUICK=$${COURSE_QUICK-1} OMP_NUM_THREADS=$${OMP_NUM_THREADS-1} $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 nbmake: setup               ## all four notebooks (the Chinese twins too) under nbmake, in quick mode
 	COURSE_QUICK=$${COURSE_QUICK-1} $(BIN)/python -m pytest --nbmake --nbmake-timeout=900 notebooks/

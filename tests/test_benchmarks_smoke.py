@@ -65,7 +65,7 @@ def test_main_runs_end_to_end(bench, jpegs, capsys):
 
 
 def test_sample_quality_classifier_and_augmentation_run():
-    """benchmarks/mnist_sample_quality.py's pieces on a few random images (its notebook run is tests/test_notebooks_run.py's)."""
+    """benchmarks/mnist_sample_quality.py's pieces on a few random images (its notebook run is tests/test_book.py's)."""
     from benchmarks import mnist_sample_quality as quality
 
     x = torch.rand(6, 1, 28, 28)

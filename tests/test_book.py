@@ -1,4 +1,5 @@
-"""The reading edition (tools/book.py): the build's pieces, then the quick site built once and checked.
+"""The reading edition (tools/book.py): the build's pieces, then every notebook run in quick mode, and the
+quick site built from those runs and checked.
 
 The unit tests at the top need no build. The site tests share one quick build (both notebooks
 executed in quick mode, both languages rendered) into build/book-quick, whose execution cache
@@ -211,19 +212,44 @@ def test_the_hidden_book_cell_leaves_no_trace():
     assert [c.id for c in nb.cells] == ["a"] and nb.cells[0].execution_count == nb.cells[0].outputs[0].execution_count == 1
 
 
+# ----------------------------------------------------------------------------- the notebooks run
+QUICK_OUT = ROOT / "build" / "book-quick"
+
+
+@pytest.fixture(scope="session")
+def course_cache(tmp_path_factory):
+    return os.environ.get("COURSE_TEST_CACHE") or str(tmp_path_factory.mktemp("book-course-cache"))
+
+
+@pytest.mark.parametrize("path", book.english_notebooks(), ids=lambda p: p.name)
+def test_the_notebook_runs_in_quick_mode(path, course_cache, monkeypatch):
+    """Every English notebook, top to bottom in quick mode, offline, in a fresh kernel: the book's own
+    execution (cached in build/book-quick/.cache), so each notebook runs once for this test and the site.
+    A failing cell fails the test with its code and traceback. The Chinese twins are the same code
+    (tests/test_translation_parity.py); ``make nbmake`` runs all four under nbmake."""
+    monkeypatch.setenv("COURSE_CACHE", course_cache)
+    try:
+        nb, _ = book.execute(path, QUICK_OUT / ".cache" / "quick", quick=True, device=book.device_kind())
+    except book.BookError as error:
+        pytest.fail(str(error), pytrace=False)
+    cells = [c for c in book.code_cells(nb) if c.source.strip()]
+    not_run = [c.get("id") for c in cells if not c.get("execution_count")]
+    assert cells and not not_run, f"{path.name}: cells that did not run: {not_run}"
+
+
 # ----------------------------------------------------------------------------- the quick site
 @pytest.fixture(scope="session")
-def site(tmp_path_factory):
-    """The quick book, built once per session (both notebooks executed in quick mode)."""
+def site(course_cache):
+    """The quick book, built once per session (both notebooks executed in quick mode, or taken from the
+    cache the test above filled)."""
     for module in ("sphinx", "myst_nb", "sphinx_book_theme", "nbclient"):
         if importlib.util.find_spec(module) is None:
             need(f"{module} is not installed (the [book] extra)")
-    cache = os.environ.get("COURSE_TEST_CACHE") or str(tmp_path_factory.mktemp("book-course-cache"))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HF_HUB_OFFLINE", "1")
-        mp.setenv("COURSE_CACHE", cache)
-        figures = book.build(ROOT / "build" / "book-quick", quick=True)
-    return {"html": ROOT / "build" / "book-quick" / "html", "figures": figures}
+        mp.setenv("COURSE_CACHE", course_cache)
+        figures = book.build(QUICK_OUT, quick=True)
+    return {"html": QUICK_OUT / "html", "figures": figures}
 
 
 def _pages(html_dir: Path, lang: str) -> set[str]:

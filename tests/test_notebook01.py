@@ -1,6 +1,6 @@
 """Introduction to Diffusers (notebooks/01_introduction_to_diffusers.ipynb) as a specification.
 
-tests/test_notebooks_run.py runs the whole notebook in quick mode; these tests run its own cells (``run_cells``) with
+tests/test_book.py runs the whole notebook in quick mode; these tests run its own cells (``run_cells``) with
 tiny stand-ins and compare what they do, and check that every number the prose states is the
 number the code computes (``STATED`` below). Conventions: tests/notebook_helpers.py.
 To add a number the prose states: add its phrase to ``STATED`` with the number as a ``{field}``,

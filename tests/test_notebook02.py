@@ -1,6 +1,6 @@
 """Diffusion Models from Scratch (notebooks/02_diffusion_models_from_scratch.ipynb) as a specification.
 
-tests/test_notebooks_run.py runs the whole notebook in quick mode; these tests run its own cells (``run_cells``) on
+tests/test_book.py runs the whole notebook in quick mode; these tests run its own cells (``run_cells``) on
 small stand-ins (block images, a tiny model) and compare what they do: the corruption, the
 samplers' mixing, the training loop, the hand-written DDPM step against ``DDPMScheduler.step``,
 the demos. ``STATED`` holds every number the prose states, with its value from code or from the

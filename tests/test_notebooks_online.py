@@ -1,7 +1,7 @@
 """Both English notebooks run online (against the Hub stand-in, tests/hub_stand_in.py) in quick mode, then
 every code cell runs a second time, in order, in the same kernel.
 
-One kernel per notebook does four jobs, so the notebooks run once each here (test_notebooks_run.py runs them
+One kernel per notebook does four jobs, so the notebooks run once each here (test_book.py runs them
 offline elsewhere):
 
 1. The online branches execute: notebook 01 downloads the pretrained pipeline, streams four
