@@ -205,12 +205,13 @@ for call, args, kwargs in [(get_full_repo_name, ("model-name",), {}), (create_re
 """
 
 
-@pytest.mark.parametrize("stalled", ["GET /api/whoami-v2", "POST /api/repos/create", "POST /api/models/"],
-                         ids=["who-am-i", "create", "upload"])
-def test_notebook_01_s_hub_calls_give_up_on_a_stalled_hub(hub, stall, tmp_path, stalled):
+@pytest.mark.parametrize("stalled, name", [("GET /api/whoami-v2", "get_full_repo_name"),
+                                           ("POST /api/repos/create", "create_repo"),
+                                           ("POST /api/models/", "upload_folder")], ids=["who-am-i", "create", "upload"])
+def test_notebook_01_s_hub_calls_give_up_on_a_stalled_hub(hub, stall, tmp_path, stalled, name):
     """Notebook 01's share cell: ``get_full_repo_name``, ``create_repo`` and ``upload_folder`` through ``cu.hub_call`` end in one
     line that says what to do when the Hub stops answering (before: the cell never ended)."""
-    repo_id = f"{USER}/share-{stalled.split('/')[2]}"
+    repo_id = f"{USER}/share-{name}"
     hub.add("models", repo_id)  # exists: the call that is not stalled answers
     stall(stalled)
     env = hub_env(hub, tmp_path, COURSE_HUB_TIMEOUT="2")
@@ -220,7 +221,6 @@ def test_notebook_01_s_hub_calls_give_up_on_a_stalled_hub(hub, stall, tmp_path, 
     lines = result.stdout.strip().splitlines()
     gave_up = [line for line in lines if line.startswith("GAVE UP")]
     assert len(lines) == 3 and len(gave_up) == 1, lines
-    name = {"who": "get_full_repo_name", "rep": "create_repo", "mod": "upload_folder"}[stalled.split("/")[2][:3]]
     assert f"{name}: the Hub ({hub.url}) did not answer within" in gave_up[0] and "COURSE_HUB_TIMEOUT" in gave_up[0]
     assert int(gave_up[0].split()[3]) <= 5  # 2 s (create) or 2 s plus the folder's few bytes at 100 kB/s
 
