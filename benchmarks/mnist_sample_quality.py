@@ -414,7 +414,7 @@ def main(argv=None) -> int:
         "two real digits overlaid (baseline)": overlaid_pairs(real, held_out_labels[744:], n),
     }
     results, keys = {}, {"real held-out digits (baseline)": "real", "uniform noise (baseline)": "noise",
-                         "two real digits overlaid (baseline)": "pairs"}
+                         "two real digits overlaid (baseline)": "overlaid"}
     for name, x in baselines.items():
         results[name] = judge.score(x)
         print(line(name, results[name]), flush=True)
