@@ -91,3 +91,15 @@ def test_sample_quality_distance_and_not_a_digit_check():
     assert same["not_a_digit"] <= 0.1 and noise["not_a_digit"] == 1.0 and noise["kid"] > same["kid"]
     pairs = quality.overlaid_pairs(blobs, torch.arange(300) % 10, 4)
     assert pairs.shape == (4, 1, 28, 28)
+
+
+def test_ddpm_retrain_trains_the_notebook_s_ddpm_model_again_and_scores_it(monkeypatch, capsys):
+    """benchmarks/ddpm_retrain.py in quick mode: the notebook's DDPM cells train once per seed, and each
+    training is sampled and scored."""
+    from benchmarks import ddpm_retrain
+
+    monkeypatch.setenv("COURSE_QUICK", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert ddpm_retrain.main(["--quick", "--seeds", "3", "4", "--n", "8", "--steps", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("our DDPM step, 2 steps") == 2 and "seed 3: 4 steps of 16" in printed

@@ -60,8 +60,8 @@ STATED = [
     "`use_clipped_model_output=True` {ddim_clipped_kid}: no better by KID, although the per-sample check calls fewer of "
     "its samples \"not a digit\" ({ddim_clipped_not_digit_pct}% against {ddim_not_digit_pct}%)",
     "(`clip_sample=False`), {ddim_noclip_kid}, most of the way to uniform noise",
-    "(`eta=1`), {ddim_eta1_kid}: by KID a little closer than DDPM's step, though the per-sample check calls more of its "
-    "samples \"not a digit\" ({ddim_eta1_not_digit_pct}% against {ddpm_not_digit_pct}%)",
+    "(`eta=1`), {ddim_eta1_kid}: about as close as DDPM's step (the per-sample check calls more of its samples "
+    "\"not a digit\": {ddim_eta1_not_digit_pct}% against {ddpm_not_digit_pct}%)",
     "not on one trained for {ddpm_cpu_steps:,} steps of {ddpm_batch} images",
     "instead of 990, 980, ..., 0, {ddim_trailing_kid}: no change",
     "with {half_sampling_steps} steps our DDPM step scored {ddpm_half_kid}, the consistent DDIM step "
@@ -183,7 +183,8 @@ def test_the_measured_comparisons_the_prose_draws_hold(facts):
     assert abs(kid["ddim_clipped"] - kid["ddim"]) < few  # the consistent step: "no better by KID"
     assert facts["ddim_clipped_not_digit_pct"] < facts["ddim_not_digit_pct"]  # "although ... fewer ... not a digit"
     assert abs(kid["ddim_noclip"] - kid["noise"]) < abs(kid["ddim_noclip"] - kid["ddim"])  # "most of the way to noise"
-    assert kid["ddim_eta1"] < kid["ddpm"]  # eta=1: "by KID a little closer than DDPM's step"
+    # eta=1: "about as close as DDPM's step", and far closer than DDIM without fresh noise
+    assert abs(kid["ddim_eta1"] - kid["ddpm"]) < 0.25 * (min(deterministic) - kid["ddpm"])
     assert facts["ddim_eta1_not_digit_pct"] > facts["ddpm_not_digit_pct"]  # "though ... more ... not a digit"
     assert kid["ddim_eta1"] < min(deterministic)  # "fresh noise is the one change that helped"
     assert abs(kid["ddim_trailing"] - kid["ddim"]) < 0.05 * kid["ddim"]  # trailing: "no change"
