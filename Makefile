@@ -42,7 +42,7 @@ lint: setup                 ## ruff: pyflakes, pycodestyle and import order, not
 
 # Benchmarks print figures (not tests); each runs as a module: python -m benchmarks.NAME [--help].
 FAST_BENCHMARKS = data_pipeline train_speed widgets
-LONG_BENCHMARKS = notebook01_cpu mnist_sample_quality book_build
+LONG_BENCHMARKS = notebook01_cpu mnist_sample_quality ddpm_retrain book_build
 
 benchmark: setup            ## the fast benchmarks: data pipeline, training speed, widgets (minutes)
 	for b in $(FAST_BENCHMARKS); do $(BIN)/python -m benchmarks.$$b || exit 1; done

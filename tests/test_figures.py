@@ -27,6 +27,8 @@ README = [
     "DDIM with `eta=1` {mnist_sample_quality[ddim_eta1_kid]}",
     "an earlier run that trained the DDPM model on batches of {mnist_sample_quality_longer[ddpm_batch_size]}: our DDPM "
     "step {mnist_sample_quality_longer[ddpm_kid]}",
+    "our DDPM step, KID: {mnist_ddpm_retrain[seed0_kid]}, {mnist_ddpm_retrain[seed1_kid]} and "
+    "{mnist_ddpm_retrain[seed2_kid]} for seeds 0, 1 and 2 (the notebook's own training: {mnist_sample_quality[ddpm_kid]})",
     # notebook 02's picture: the previous benchmark's run (its confidence measure)
     "({readme_digits[basic_pct]}% of them classified with confidence)",
 ]
