@@ -69,8 +69,8 @@ STATED = [
     "`BasicUNet`'s samples scored {basic_kid}: as close to real digits as our DDPM step",
     "trained the DDPM model on batches of {longer_ddpm_batch_size} instead of {ddpm_batch} (twice the images for the same "
     "{longer_ddpm_steps:,} updates, about twice the training time); there our DDPM step scored {longer_ddpm_kid}",
-    "run three more times with other random numbers, trained DDPM models whose samples with our DDPM step scored "
-    "{retrain_seed0_kid}, {retrain_seed1_kid} and {retrain_seed2_kid}",
+    "run three more times with other random initial weights, noise and timesteps, trained models whose samples with "
+    "our DDPM step scored {retrain_seed0_kid}, {retrain_seed1_kid} and {retrain_seed2_kid}",
 ]
 
 
@@ -195,7 +195,8 @@ def test_the_measured_comparisons_the_prose_draws_hold(facts):
     assert min(deterministic) > max(kid["ddpm"], kid["ddim_eta1"])  # "the deterministic step itself costs quality"
     for half, full in (("ddpm_half", "ddpm"), ("ddim_half", "ddim"), ("ddim_clipped_half", "ddim_clipped")):
         assert abs(kid[half] - kid[full]) < few  # "Halving the steps changed little"
-    assert max(retrained + [kid["ddpm"]]) - min(retrained + [kid["ddpm"]]) > abs(kid["basic"] - kid["ddpm"])  # "not a ranking"
+    trainings = retrained + [kid["ddpm"]]  # the DDPM cells' four trainings
+    assert max(trainings) - min(trainings) > abs(kid["basic"] - kid["ddpm"])  # "one training's score moves far more"
     assert facts["longer_ddpm_kid"] < min(retrained + [kid["ddpm"]])  # "closer than any of the four trainings"
     assert facts["longer_ddpm_batch_size"] == 2 * facts["ddpm_batch"]  # "twice the images"
     assert facts["longer_ddpm_steps"] == facts["ddpm_cpu_steps"]  # "for the same 1,000 updates"
